@@ -1,0 +1,1 @@
+"""The effectful shell of hivenet: training, swarm, ledger, telemetry, CLI."""

@@ -1,0 +1,30 @@
+"""The ``hivenet`` command: a typer app made of one sub-app per command group.
+
+Run ``hivenet --help`` for the groups; each lives in its own module here.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="hivenet",
+    help="Decentralized training: peers train one model together and are paid for verified work and data.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register_groups() -> None:
+    # Imported here, not at module top, so `hivenet --help` stays fast and a
+    # group's heavy imports (torch, hivemind, web3) load only when it runs.
+    from node.cli import node_cmd, testnet_cmd
+
+    app.add_typer(node_cmd.app, name="node")
+    app.add_typer(testnet_cmd.app, name="testnet")
+
+
+def main() -> None:
+    _register_groups()
+    app()
