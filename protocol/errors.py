@@ -27,3 +27,43 @@ class PeersNotFound(SwarmError, TimeoutError):
 
 class CheckpointError(HivenetError):
     """A checkpoint file is missing pieces, corrupt, or belongs to another model."""
+
+
+class ShardError(HivenetError):
+    """A data shard could not be packed, read, vetted or exchanged."""
+
+
+class ShardInputError(ShardError, ValueError):
+    """Files given to ``shard add`` cannot become a shard (none found, bad encoding, record too large, symlink loop)."""
+
+
+class ManifestError(ShardError, ValueError):
+    """A shard manifest is malformed, of an unknown version, or does not match its content id."""
+
+
+class ChunkCorrupt(ShardError):
+    """One or more chunks do not hash to what the manifest says; ``chunks`` names them."""
+
+    def __init__(self, shard_id: str, chunks: list[int], detail: str = "") -> None:
+        self.shard_id = shard_id
+        self.chunks = chunks
+        shown = ", ".join(map(str, chunks[:20])) + (" ..." if len(chunks) > 20 else "")
+        super().__init__(
+            f"shard {shard_id[:16]}: chunk(s) {shown} do not match the manifest{': ' + detail if detail else ''}; "
+            "remove the shard (`hivenet shard rm`) and fetch or pack it again"
+        )
+
+
+class ShardNotFound(ShardError, KeyError):
+    """No shard with this id (or id prefix) is in the local store."""
+
+    def __str__(self) -> str:  # KeyError would print the repr of the message
+        return str(self.args[0]) if self.args else "shard not found"
+
+
+class ShardRejected(ShardError):
+    """Vetting did not pass this shard; it must not be trained on."""
+
+
+class ShardUnavailable(ShardError, ConnectionError):
+    """No honest holder could serve a shard (or some of its chunks) within the timeout."""
