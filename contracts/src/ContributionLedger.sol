@@ -1,0 +1,228 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+
+/**
+ * @title ContributionLedger
+ * @notice Settles hivenet rewards with one Merkle root per epoch.
+ *
+ * Each epoch a validator posts the root of a tree whose leaves are
+ * `keccak256(bytes.concat(keccak256(abi.encode(account, cumulativeAmount))))` (the
+ * OpenZeppelin StandardMerkleTree leaf for `(address, uint256)`), where `cumulativeAmount`
+ * is everything `account` has earned up to that epoch, plus the sum of those amounts.
+ * Other validators may dispute the root during the challenge window; an undisputed root
+ * becomes final when anyone calls {finalizeEpoch} after the window. Claims are checked
+ * against the latest final root and pay the difference to what the account already
+ * claimed, to anyone's transaction, and never more than was funded.
+ */
+contract ContributionLedger is AccessControl, ReentrancyGuardTransient {
+    using SafeERC20 for IERC20;
+
+    /// @notice Role allowed to post and dispute epoch roots.
+    bytes32 public constant VALIDATOR_ROLE = keccak256("VALIDATOR_ROLE");
+
+    struct EpochRecord {
+        bytes32 root;
+        uint128 cumulativeTotal;
+        uint64 postedAt;
+        bool disputed;
+    }
+
+    IERC20 private immutable _token;
+    uint64 private immutable _challengeWindow;
+
+    mapping(uint64 epoch => EpochRecord) private _epochs;
+    uint64 private _latestEpoch;
+    uint64 private _finalizedEpoch;
+    uint128 private _finalizedTotal;
+    bytes32 private _finalizedRoot;
+    // Packed in one slot so that a claim reads and writes both with one access.
+    uint128 private _totalFunded;
+    uint128 private _totalClaimed;
+    mapping(address account => uint256) private _claimed;
+
+    /// @notice Emitted after `funder` added `amount` tokens to the reward pool.
+    event LedgerFunded(address indexed funder, uint256 amount, uint256 totalFunded);
+    /// @notice Emitted after `validator` posted the root of `epoch`.
+    event EpochPosted(uint64 indexed epoch, bytes32 root, uint256 cumulativeTotal, address indexed validator);
+    /// @notice Emitted after `validator` disputed the root of `epoch`.
+    event EpochDisputed(uint64 indexed epoch, address indexed validator, bytes32 reason);
+    /// @notice Emitted after the root of `epoch` became final.
+    event EpochFinalized(uint64 indexed epoch, bytes32 root, uint256 cumulativeTotal);
+    /// @notice Emitted after `payout` tokens were paid to `account`, whose claimed total is now `cumulativeAmount`.
+    event RewardClaimed(address indexed account, address indexed relayer, uint256 payout, uint256 cumulativeAmount);
+
+    /// @dev Epoch numbers start at 1.
+    error ContributionLedgerInvalidEpoch(uint64 epoch);
+    /// @dev A root must not be zero.
+    error ContributionLedgerEmptyRoot();
+    /// @dev `epoch` is not above the latest posted epoch and does not replace a disputed one.
+    error ContributionLedgerEpochNotIncreasing(uint64 epoch, uint64 latestEpoch);
+    /// @dev Cumulative totals never decrease below the last final total.
+    error ContributionLedgerTotalDecreased(uint256 cumulativeTotal, uint256 finalizedTotal);
+    /// @dev No root was posted for `epoch`.
+    error ContributionLedgerUnknownEpoch(uint64 epoch);
+    /// @dev The root of `epoch` was disputed and cannot become final.
+    error ContributionLedgerEpochDisputed(uint64 epoch);
+    /// @dev `epoch` is not after the latest final epoch.
+    error ContributionLedgerEpochAlreadyFinal(uint64 epoch, uint64 finalizedEpoch);
+    /// @dev The challenge window of `epoch` is open until `finalAt`.
+    error ContributionLedgerChallengeWindowOpen(uint64 epoch, uint256 finalAt);
+    /// @dev The challenge window of `epoch` closed at `finalAt`.
+    error ContributionLedgerChallengeWindowClosed(uint64 epoch, uint256 finalAt);
+    /// @dev No epoch is final yet.
+    error ContributionLedgerNoFinalRoot();
+    /// @dev The proof does not place `(account, cumulativeAmount)` under the final root.
+    error ContributionLedgerInvalidProof(address account, uint256 cumulativeAmount);
+    /// @dev `account` already claimed `claimed`, which is not below `cumulativeAmount`.
+    error ContributionLedgerNothingToClaim(address account, uint256 cumulativeAmount, uint256 claimed);
+    /// @dev Paying `payout` would exceed the funded pool; only `available` is left.
+    error ContributionLedgerInsufficientFunds(uint256 payout, uint256 available);
+    /// @dev Funding amounts must be positive.
+    error ContributionLedgerZeroAmount();
+
+    /**
+     * @param token_ The reward token paid out by claims.
+     * @param challengeWindow_ Seconds during which a posted root can be disputed.
+     * @param admin Receives `DEFAULT_ADMIN_ROLE` (grants `VALIDATOR_ROLE`).
+     */
+    constructor(IERC20 token_, uint64 challengeWindow_, address admin) {
+        _token = token_;
+        _challengeWindow = challengeWindow_;
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    }
+
+    /**
+     * @notice Pulls `amount` reward tokens from the caller into the pool (needs an allowance).
+     */
+    function fund(uint256 amount) external {
+        if (amount == 0) revert ContributionLedgerZeroAmount();
+        uint128 total = _totalFunded + SafeCast.toUint128(amount);
+        _totalFunded = total;
+        emit LedgerFunded(msg.sender, amount, total);
+        _token.safeTransferFrom(msg.sender, address(this), amount);
+    }
+
+    /**
+     * @notice Posts the Merkle root of cumulative rewards for `epoch` (validators only).
+     * @dev `epoch` must exceed every posted epoch, or replace a disputed one.
+     */
+    function postEpoch(uint64 epoch, bytes32 root, uint256 cumulativeTotal) external onlyRole(VALIDATOR_ROLE) {
+        if (epoch == 0) revert ContributionLedgerInvalidEpoch(epoch);
+        if (root == bytes32(0)) revert ContributionLedgerEmptyRoot();
+        EpochRecord storage record = _epochs[epoch];
+        uint64 latest = _latestEpoch;
+        if (epoch <= latest && !(record.disputed && epoch > _finalizedEpoch)) {
+            revert ContributionLedgerEpochNotIncreasing(epoch, latest);
+        }
+        if (cumulativeTotal < _finalizedTotal) revert ContributionLedgerTotalDecreased(cumulativeTotal, _finalizedTotal);
+        record.root = root;
+        record.cumulativeTotal = SafeCast.toUint128(cumulativeTotal);
+        record.postedAt = uint64(block.timestamp);
+        record.disputed = false;
+        if (epoch > latest) _latestEpoch = epoch;
+        emit EpochPosted(epoch, root, cumulativeTotal, msg.sender);
+    }
+
+    /**
+     * @notice Disputes the root of `epoch` during its challenge window (validators only).
+     * @param reason A hash of the validator's evidence, kept in the event.
+     */
+    function disputeEpoch(uint64 epoch, bytes32 reason) external onlyRole(VALIDATOR_ROLE) {
+        EpochRecord storage record = _epochs[epoch];
+        if (record.postedAt == 0) revert ContributionLedgerUnknownEpoch(epoch);
+        if (record.disputed) revert ContributionLedgerEpochDisputed(epoch);
+        if (epoch <= _finalizedEpoch) revert ContributionLedgerEpochAlreadyFinal(epoch, _finalizedEpoch);
+        uint256 finalAt = uint256(record.postedAt) + _challengeWindow;
+        if (block.timestamp >= finalAt) revert ContributionLedgerChallengeWindowClosed(epoch, finalAt);
+        record.disputed = true;
+        emit EpochDisputed(epoch, msg.sender, reason);
+    }
+
+    /**
+     * @notice Makes the root of `epoch` the one claims are checked against. Anyone may call
+     * it once the challenge window passed without a dispute.
+     */
+    function finalizeEpoch(uint64 epoch) external {
+        EpochRecord storage record = _epochs[epoch];
+        if (record.postedAt == 0) revert ContributionLedgerUnknownEpoch(epoch);
+        if (record.disputed) revert ContributionLedgerEpochDisputed(epoch);
+        if (epoch <= _finalizedEpoch) revert ContributionLedgerEpochAlreadyFinal(epoch, _finalizedEpoch);
+        uint256 finalAt = uint256(record.postedAt) + _challengeWindow;
+        if (block.timestamp < finalAt) revert ContributionLedgerChallengeWindowOpen(epoch, finalAt);
+        _finalizedEpoch = epoch;
+        _finalizedTotal = record.cumulativeTotal;
+        _finalizedRoot = record.root;
+        emit EpochFinalized(epoch, record.root, record.cumulativeTotal);
+    }
+
+    /**
+     * @notice Pays `account` the difference between `cumulativeAmount` (proven against the
+     * latest final root) and what it already claimed. Anyone may send it for the account.
+     * @return payout The number of tokens transferred to `account`.
+     */
+    function claim(
+        address account,
+        uint256 cumulativeAmount,
+        bytes32[] calldata proof
+    ) external nonReentrant returns (uint256 payout) {
+        bytes32 root = _finalizedRoot;
+        if (root == bytes32(0)) revert ContributionLedgerNoFinalRoot();
+        bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(account, cumulativeAmount))));
+        if (!MerkleProof.verifyCalldata(proof, root, leaf)) {
+            revert ContributionLedgerInvalidProof(account, cumulativeAmount);
+        }
+        uint256 alreadyClaimed = _claimed[account];
+        if (cumulativeAmount <= alreadyClaimed) {
+            revert ContributionLedgerNothingToClaim(account, cumulativeAmount, alreadyClaimed);
+        }
+        payout = cumulativeAmount - alreadyClaimed;
+        uint256 available = _totalFunded - _totalClaimed;
+        if (payout > available) revert ContributionLedgerInsufficientFunds(payout, available);
+        _claimed[account] = cumulativeAmount;
+        _totalClaimed += uint128(payout);
+        emit RewardClaimed(account, msg.sender, payout, cumulativeAmount);
+        _token.safeTransfer(account, payout);
+    }
+
+    /// @notice The reward token.
+    function token() external view returns (IERC20) {
+        return _token;
+    }
+
+    /// @notice Seconds during which a posted root can be disputed.
+    function challengeWindow() external view returns (uint64) {
+        return _challengeWindow;
+    }
+
+    /// @notice The posted record of `epoch` (all zero if none).
+    function epochRecord(uint64 epoch) external view returns (EpochRecord memory) {
+        return _epochs[epoch];
+    }
+
+    /// @notice The highest epoch posted so far (0 if none).
+    function latestEpoch() external view returns (uint64) {
+        return _latestEpoch;
+    }
+
+    /// @notice The latest final epoch, its root and cumulative total (zeros if none).
+    function finalized() external view returns (uint64 epoch, bytes32 root, uint256 cumulativeTotal) {
+        return (_finalizedEpoch, _finalizedRoot, _finalizedTotal);
+    }
+
+    /// @notice The cumulative amount `account` has claimed.
+    function claimed(address account) external view returns (uint256) {
+        return _claimed[account];
+    }
+
+    /// @notice Tokens ever funded into and claimed from the pool.
+    function totals() external view returns (uint256 funded, uint256 claimedTotal) {
+        return (_totalFunded, _totalClaimed);
+    }
+}

@@ -1,0 +1,295 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {ContributionLedger} from "../src/ContributionLedger.sol";
+import {RewardToken} from "../src/RewardToken.sol";
+import {TestBase} from "./utils/TestBase.sol";
+
+contract ContributionLedgerTest is TestBase {
+    uint64 internal constant WINDOW = 1 hours;
+    address internal admin = address(0xA11CE);
+    address internal validator = address(0x7A1);
+    address internal alice = address(0xA1);
+    address internal bob = address(0xB0B);
+    address internal relayer = address(0xBEEF);
+
+    RewardToken internal token;
+    ContributionLedger internal ledger;
+
+    function setUp() public {
+        vm.warp(1_000_000);
+        token = new RewardToken("Hive", "HIVE", admin);
+        ledger = new ContributionLedger(IERC20(address(token)), WINDOW, admin);
+        vm.startPrank(admin);
+        ledger.grantRole(ledger.VALIDATOR_ROLE(), validator);
+        token.mint(admin, 1_000_000 ether);
+        token.approve(address(ledger), type(uint256).max);
+        vm.stopPrank();
+    }
+
+    function _fund(uint256 amount) internal {
+        vm.prank(admin);
+        ledger.fund(amount);
+    }
+
+    function _twoLeaves(uint256 a, uint256 b) internal view returns (bytes32[] memory leaves) {
+        leaves = new bytes32[](2);
+        leaves[0] = rewardLeaf(alice, a);
+        leaves[1] = rewardLeaf(bob, b);
+    }
+
+    function _postAndFinalize(uint64 epoch, bytes32 root, uint256 total) internal {
+        vm.prank(validator);
+        ledger.postEpoch(epoch, root, total);
+        vm.warp(block.timestamp + WINDOW);
+        ledger.finalizeEpoch(epoch);
+    }
+
+    function test_fund_addsToPool() public {
+        _fund(100 ether);
+        (uint256 funded, uint256 claimedTotal) = ledger.totals();
+        vm.assertEq(funded, 100 ether, "funded");
+        vm.assertEq(claimedTotal, 0, "claimed");
+        vm.assertEq(token.balanceOf(address(ledger)), 100 ether, "ledger balance");
+    }
+
+    function test_fund_revertsOnZero() public {
+        vm.expectRevert(ContributionLedger.ContributionLedgerZeroAmount.selector);
+        vm.prank(admin);
+        ledger.fund(0);
+    }
+
+    function test_postEpoch_recordsRoot() public {
+        vm.prank(validator);
+        ledger.postEpoch(1, bytes32(uint256(7)), 50);
+        ContributionLedger.EpochRecord memory record = ledger.epochRecord(1);
+        vm.assertEq(record.root, bytes32(uint256(7)), "root");
+        vm.assertEq(uint256(record.cumulativeTotal), 50, "total");
+        vm.assertEq(uint256(record.postedAt), block.timestamp, "postedAt");
+        vm.assertEq(uint256(ledger.latestEpoch()), 1, "latest");
+    }
+
+    function test_postEpoch_revertsForNonValidator() public {
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IAccessControl.AccessControlUnauthorizedAccount.selector, alice, ledger.VALIDATOR_ROLE()
+            )
+        );
+        vm.prank(alice);
+        ledger.postEpoch(1, bytes32(uint256(7)), 50);
+    }
+
+    function test_postEpoch_revertsOnEpochZero() public {
+        vm.expectRevert(abi.encodeWithSelector(ContributionLedger.ContributionLedgerInvalidEpoch.selector, 0));
+        vm.prank(validator);
+        ledger.postEpoch(0, bytes32(uint256(7)), 50);
+    }
+
+    function test_postEpoch_revertsOnEmptyRoot() public {
+        vm.expectRevert(ContributionLedger.ContributionLedgerEmptyRoot.selector);
+        vm.prank(validator);
+        ledger.postEpoch(1, bytes32(0), 50);
+    }
+
+    function test_postEpoch_revertsWhenNotIncreasing() public {
+        vm.startPrank(validator);
+        ledger.postEpoch(2, bytes32(uint256(7)), 50);
+        vm.expectRevert(abi.encodeWithSelector(ContributionLedger.ContributionLedgerEpochNotIncreasing.selector, 2, 2));
+        ledger.postEpoch(2, bytes32(uint256(8)), 50);
+        vm.expectRevert(abi.encodeWithSelector(ContributionLedger.ContributionLedgerEpochNotIncreasing.selector, 1, 2));
+        ledger.postEpoch(1, bytes32(uint256(8)), 50);
+        vm.stopPrank();
+    }
+
+    function test_postEpoch_revertsWhenTotalDecreases() public {
+        _postAndFinalize(1, bytes32(uint256(7)), 50);
+        vm.expectRevert(abi.encodeWithSelector(ContributionLedger.ContributionLedgerTotalDecreased.selector, 49, 50));
+        vm.prank(validator);
+        ledger.postEpoch(2, bytes32(uint256(8)), 49);
+    }
+
+    function test_disputeEpoch_blocksFinalizeAndAllowsRepost() public {
+        vm.prank(validator);
+        ledger.postEpoch(1, bytes32(uint256(7)), 50);
+        vm.prank(validator);
+        ledger.disputeEpoch(1, keccak256("bad root"));
+        vm.assertTrue(ledger.epochRecord(1).disputed, "disputed");
+        vm.warp(block.timestamp + WINDOW);
+        vm.expectRevert(abi.encodeWithSelector(ContributionLedger.ContributionLedgerEpochDisputed.selector, 1));
+        ledger.finalizeEpoch(1);
+        vm.prank(validator);
+        ledger.postEpoch(1, bytes32(uint256(9)), 60);
+        vm.warp(block.timestamp + WINDOW);
+        ledger.finalizeEpoch(1);
+        (uint64 epoch, bytes32 root, uint256 total) = ledger.finalized();
+        vm.assertEq(uint256(epoch), 1, "final epoch");
+        vm.assertEq(root, bytes32(uint256(9)), "final root");
+        vm.assertEq(total, 60, "final total");
+    }
+
+    function test_disputeEpoch_reverts() public {
+        vm.expectRevert(abi.encodeWithSelector(ContributionLedger.ContributionLedgerUnknownEpoch.selector, 1));
+        vm.prank(validator);
+        ledger.disputeEpoch(1, bytes32(0));
+
+        vm.prank(validator);
+        ledger.postEpoch(1, bytes32(uint256(7)), 50);
+        vm.expectRevert(
+            abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, bob, ledger.VALIDATOR_ROLE())
+        );
+        vm.prank(bob);
+        ledger.disputeEpoch(1, bytes32(0));
+
+        uint256 finalAt = block.timestamp + WINDOW;
+        vm.warp(finalAt);
+        vm.expectRevert(
+            abi.encodeWithSelector(ContributionLedger.ContributionLedgerChallengeWindowClosed.selector, 1, finalAt)
+        );
+        vm.prank(validator);
+        ledger.disputeEpoch(1, bytes32(0));
+
+        ledger.finalizeEpoch(1);
+        vm.expectRevert(abi.encodeWithSelector(ContributionLedger.ContributionLedgerEpochAlreadyFinal.selector, 1, 1));
+        vm.prank(validator);
+        ledger.disputeEpoch(1, bytes32(0));
+    }
+
+    function test_disputeEpoch_revertsWhenDisputedTwice() public {
+        vm.startPrank(validator);
+        ledger.postEpoch(1, bytes32(uint256(7)), 50);
+        ledger.disputeEpoch(1, bytes32(0));
+        vm.expectRevert(abi.encodeWithSelector(ContributionLedger.ContributionLedgerEpochDisputed.selector, 1));
+        ledger.disputeEpoch(1, bytes32(0));
+        vm.stopPrank();
+    }
+
+    function test_finalizeEpoch_reverts() public {
+        vm.expectRevert(abi.encodeWithSelector(ContributionLedger.ContributionLedgerUnknownEpoch.selector, 1));
+        ledger.finalizeEpoch(1);
+
+        vm.prank(validator);
+        ledger.postEpoch(1, bytes32(uint256(7)), 50);
+        uint256 finalAt = block.timestamp + WINDOW;
+        vm.expectRevert(
+            abi.encodeWithSelector(ContributionLedger.ContributionLedgerChallengeWindowOpen.selector, 1, finalAt)
+        );
+        ledger.finalizeEpoch(1);
+
+        vm.warp(finalAt);
+        ledger.finalizeEpoch(1);
+        vm.expectRevert(abi.encodeWithSelector(ContributionLedger.ContributionLedgerEpochAlreadyFinal.selector, 1, 1));
+        ledger.finalizeEpoch(1);
+    }
+
+    function test_claim_paysDifferenceToAnyRelayer() public {
+        _fund(100 ether);
+        bytes32[] memory leaves = _twoLeaves(10 ether, 5 ether);
+        _postAndFinalize(1, merkleRoot(leaves), 15 ether);
+        vm.prank(relayer);
+        uint256 payout = ledger.claim(alice, 10 ether, merkleProof(leaves, 0));
+        vm.assertEq(payout, 10 ether, "first payout");
+        vm.assertEq(token.balanceOf(alice), 10 ether, "alice after epoch 1");
+
+        leaves = _twoLeaves(25 ether, 5 ether);
+        _postAndFinalize(2, merkleRoot(leaves), 30 ether);
+        vm.prank(relayer);
+        payout = ledger.claim(alice, 25 ether, merkleProof(leaves, 0));
+        vm.assertEq(payout, 15 ether, "second payout is the difference");
+        vm.assertEq(token.balanceOf(alice), 25 ether, "alice after epoch 2");
+        vm.assertEq(ledger.claimed(alice), 25 ether, "claimed");
+        (, uint256 claimedTotal) = ledger.totals();
+        vm.assertEq(claimedTotal, 25 ether, "total claimed");
+        vm.assertEq(token.balanceOf(relayer), 0, "relayer gets nothing");
+    }
+
+    function test_claim_revertsWithoutFinalRoot() public {
+        vm.expectRevert(ContributionLedger.ContributionLedgerNoFinalRoot.selector);
+        ledger.claim(alice, 1, new bytes32[](0));
+    }
+
+    function test_claim_revertsOnWrongProof() public {
+        _fund(100 ether);
+        bytes32[] memory leaves = _twoLeaves(10 ether, 5 ether);
+        _postAndFinalize(1, merkleRoot(leaves), 15 ether);
+        bytes32[] memory proof = merkleProof(leaves, 0);
+        vm.expectRevert(
+            abi.encodeWithSelector(ContributionLedger.ContributionLedgerInvalidProof.selector, alice, 11 ether)
+        );
+        ledger.claim(alice, 11 ether, proof);
+        vm.expectRevert(abi.encodeWithSelector(ContributionLedger.ContributionLedgerInvalidProof.selector, bob, 10 ether));
+        ledger.claim(bob, 10 ether, proof);
+    }
+
+    function test_claim_revertsWhenNothingLeft() public {
+        _fund(100 ether);
+        bytes32[] memory leaves = _twoLeaves(10 ether, 5 ether);
+        _postAndFinalize(1, merkleRoot(leaves), 15 ether);
+        ledger.claim(alice, 10 ether, merkleProof(leaves, 0));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                ContributionLedger.ContributionLedgerNothingToClaim.selector, alice, 10 ether, 10 ether
+            )
+        );
+        ledger.claim(alice, 10 ether, merkleProof(leaves, 0));
+    }
+
+    function test_claim_neverPaysMoreThanFunded() public {
+        _fund(12 ether);
+        bytes32[] memory leaves = _twoLeaves(10 ether, 5 ether);
+        _postAndFinalize(1, merkleRoot(leaves), 15 ether);
+        ledger.claim(alice, 10 ether, merkleProof(leaves, 0));
+        vm.expectRevert(
+            abi.encodeWithSelector(ContributionLedger.ContributionLedgerInsufficientFunds.selector, 5 ether, 2 ether)
+        );
+        ledger.claim(bob, 5 ether, merkleProof(leaves, 1));
+        vm.assertEq(token.balanceOf(bob), 0, "bob unpaid");
+    }
+
+    function test_claim_usesOnlyFinalRoot() public {
+        _fund(100 ether);
+        bytes32[] memory first = _twoLeaves(10 ether, 5 ether);
+        _postAndFinalize(1, merkleRoot(first), 15 ether);
+        bytes32[] memory second = _twoLeaves(50 ether, 5 ether);
+        vm.prank(validator);
+        ledger.postEpoch(2, merkleRoot(second), 55 ether);
+        vm.expectRevert(
+            abi.encodeWithSelector(ContributionLedger.ContributionLedgerInvalidProof.selector, alice, 50 ether)
+        );
+        ledger.claim(alice, 50 ether, merkleProof(second, 0));
+    }
+
+    function test_views() public view {
+        vm.assertEq(address(ledger.token()), address(token), "token");
+        vm.assertEq(uint256(ledger.challengeWindow()), WINDOW, "window");
+    }
+
+    /// forge-config: default.fuzz.runs = 256
+    function testFuzz_claimPaysExactlyProvenAmount(uint256 seed, uint8 count, uint256 pick) public {
+        uint256 n = bound(count, 1, 40);
+        bytes32[] memory leaves = new bytes32[](n);
+        address[] memory accounts = new address[](n);
+        uint256[] memory amounts = new uint256[](n);
+        uint256 total;
+        for (uint256 i; i < n; ++i) {
+            accounts[i] = address(uint160(uint256(keccak256(abi.encode(seed, i))) | 1));
+            amounts[i] = bound(uint256(keccak256(abi.encode(seed, i, "a"))), 1, 1000 ether);
+            total += amounts[i];
+            leaves[i] = rewardLeaf(accounts[i], amounts[i]);
+        }
+        _fund(total);
+        _postAndFinalize(1, merkleRoot(leaves), total);
+        uint256 index = bound(pick, 0, n - 1);
+        bytes32[] memory proof = merkleProof(leaves, index);
+        uint256 before = token.balanceOf(accounts[index]);
+        ledger.claim(accounts[index], amounts[index], proof);
+        vm.assertEq(token.balanceOf(accounts[index]) - before, amounts[index], "paid amount");
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                ContributionLedger.ContributionLedgerInvalidProof.selector, accounts[index], amounts[index] + 1
+            )
+        );
+        ledger.claim(accounts[index], amounts[index] + 1, proof);
+    }
+}
