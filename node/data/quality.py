@@ -1,0 +1,159 @@
+"""Text quality heuristics in the spirit of Gopher (Rae et al. 2021) and C4 (Raffel et al. 2020).
+
+Pure functions of text: per-record figures and the rules a record breaks, plus
+shard-level figures. Thresholds live in ``QualityConfig``; defaults are looser
+than Gopher's web-scale ones because records here are paragraphs of
+technical prose with code, not whole web pages.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with", "is", "a", "in", "it", "for", "as"})
+_WORD = re.compile(r"\S+")
+_LETTER = re.compile(r"[^\W\d_]")
+_TERMINAL = (".", "!", "?", ":", ";", '"', "'", ")", "”")
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    max_symbol_ratio: float = 0.1  # Gopher: '#' and ellipses per word; markdown/menu spam scores high
+    min_mean_word_len: float = 2.0  # Gopher uses 3..10 for web text; code tokens ("x", "=") pull the mean down
+    max_mean_word_len: float = 15.0  # above this, tokens are URLs, base64 or mashed keys, not words
+    min_alpha_word_frac: float = 0.5  # Gopher 0.8; documentation code blocks have many pure-symbol tokens
+    stop_word_min_words: int = 20  # the stop-word rule applies only to records at least this long
+    min_stop_words: int = 2  # Gopher: real English text contains at least two common function words
+    max_dup_line_frac: float = 0.3  # Gopher: fraction of a record's lines that repeat an earlier line
+    dup_ngram: int = 5  # word n-gram size for the repeated n-gram rule
+    max_dup_ngram_char_frac: float = 0.3  # characters covered by repeated n-grams (Gopher uses 0.15 for 5-grams)
+    max_bad_record_frac: float = 0.4  # a shard fails if more of its records break a rule
+    min_shard_stop_word_frac: float = 0.03  # with STOP_WORDS: English prose ~0.3, Python docs ~0.25, mashed keys < 0.01
+    min_punct_end_frac: float = 0.2  # C4: good text ends lines with terminal punctuation
+
+
+@dataclass(frozen=True)
+class RecordQuality:
+    n_words: int
+    symbol_ratio: float
+    mean_word_len: float
+    alpha_word_frac: float
+    stop_words: int  # occurrences of stop words
+    distinct_stop_words: int
+    dup_line_frac: float
+    dup_ngram_char_frac: float
+    ends_with_punct: bool
+
+
+def measure(text: str, dup_ngram: int = 5) -> RecordQuality:
+    words = _WORD.findall(text)
+    n = len(words)
+    lowered = [w.lower().strip(".,;:!?()[]\"'") for w in words]
+    stops = [w for w in lowered if w in STOP_WORDS]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    seen: set[str] = set()
+    dup_lines = 0
+    for ln in lines:
+        dup_lines += ln in seen
+        seen.add(ln)
+    return RecordQuality(
+        n_words=n,
+        symbol_ratio=(text.count("#") + text.count("...") + text.count("…")) / max(n, 1),
+        mean_word_len=sum(map(len, words)) / max(n, 1),
+        alpha_word_frac=sum(1 for w in words if _LETTER.search(w)) / max(n, 1),
+        stop_words=len(stops),
+        distinct_stop_words=len(set(stops)),
+        dup_line_frac=dup_lines / max(len(lines), 1),
+        dup_ngram_char_frac=_dup_ngram_char_frac(lowered, dup_ngram),
+        ends_with_punct=text.rstrip().endswith(_TERMINAL),
+    )
+
+
+def _dup_ngram_char_frac(words: Sequence[str], n: int) -> float:
+    """Fraction of characters (in words) covered by word n-grams that occur more than once."""
+    if len(words) < n:
+        return 0.0
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    counts = Counter(grams)
+    covered = [False] * len(words)
+    for i, g in enumerate(grams):
+        if counts[g] > 1:
+            for k in range(i, i + n):
+                covered[k] = True
+    total = sum(map(len, words))
+    return sum(len(w) for w, c in zip(words, covered) if c) / max(total, 1)
+
+
+def broken_rules(q: RecordQuality, cfg: QualityConfig) -> list[str]:
+    """The names of the rules a record breaks (empty: it passes)."""
+    out = []
+    if q.n_words == 0:
+        return ["empty"]
+    if q.symbol_ratio > cfg.max_symbol_ratio:
+        out.append("symbol_ratio")
+    if not cfg.min_mean_word_len <= q.mean_word_len <= cfg.max_mean_word_len:
+        out.append("mean_word_len")
+    if q.alpha_word_frac < cfg.min_alpha_word_frac:
+        out.append("alpha_word_frac")
+    if q.n_words >= cfg.stop_word_min_words and q.distinct_stop_words < cfg.min_stop_words:
+        out.append("stop_words")
+    if q.dup_line_frac > cfg.max_dup_line_frac:
+        out.append("dup_lines")
+    if q.dup_ngram_char_frac > cfg.max_dup_ngram_char_frac:
+        out.append("dup_ngrams")
+    return out
+
+
+@dataclass(frozen=True)
+class ShardQuality:
+    bad_records: dict[int, list[str]]  # record index -> rules broken
+    figures: dict[str, float]
+    reasons: list[str]  # shard-level failures, human readable
+
+    @property
+    def passed(self) -> bool:
+        return not self.reasons
+
+
+def assess(texts: Sequence[str], cfg: QualityConfig) -> ShardQuality:
+    """Judge every record and the shard as a whole."""
+    bad: dict[int, list[str]] = {}
+    words = stops = punct = 0
+    rule_counts: Counter[str] = Counter()
+    for i, text in enumerate(texts):
+        q = measure(text, cfg.dup_ngram)
+        words += q.n_words
+        stops += q.stop_words
+        punct += q.ends_with_punct
+        rules = broken_rules(q, cfg)
+        if rules:
+            bad[i] = rules
+            rule_counts.update(rules)
+    n = max(len(texts), 1)
+    figures = {
+        "records": float(len(texts)),
+        "bad_record_frac": len(bad) / n,
+        "stop_word_frac": stops / max(words, 1),
+        "punct_end_frac": punct / n,
+    }
+    figures.update({f"broke_{rule}": float(c) for rule, c in sorted(rule_counts.items())})
+    reasons = []
+    if figures["bad_record_frac"] > cfg.max_bad_record_frac:
+        top = ", ".join(f"{r} ({c})" for r, c in rule_counts.most_common(3))
+        reasons.append(
+            f"{len(bad)} of {len(texts)} records ({figures['bad_record_frac']:.0%}) break quality rules "
+            f"(limit {cfg.max_bad_record_frac:.0%}); most common: {top}"
+        )
+    if figures["stop_word_frac"] < cfg.min_shard_stop_word_frac:
+        reasons.append(
+            f"stop words are {figures['stop_word_frac']:.1%} of words (minimum {cfg.min_shard_stop_word_frac:.0%}): "
+            "this does not read as natural language"
+        )
+    if figures["punct_end_frac"] < cfg.min_punct_end_frac:
+        reasons.append(
+            f"only {figures['punct_end_frac']:.0%} of records end with punctuation (minimum {cfg.min_punct_end_frac:.0%})"
+        )
+    return ShardQuality(bad, figures, reasons)
