@@ -64,8 +64,6 @@ contract ShardRegistry is AccessControl, EIP712, Nonces {
 
     /// @dev A shard root must not be zero.
     error ShardRegistryEmptyRoot();
-    /// @dev A shard owner must not be the zero address.
-    error ShardRegistryZeroOwner();
     /// @dev `root` is registered already.
     error ShardRegistryAlreadyRegistered(bytes32 root);
     /// @dev `root` is not registered.
@@ -176,7 +174,6 @@ contract ShardRegistry is AccessControl, EIP712, Nonces {
 
     function _register(bytes32 root, address owner, string calldata license) private {
         if (root == bytes32(0)) revert ShardRegistryEmptyRoot();
-        if (owner == address(0)) revert ShardRegistryZeroOwner();
         Shard storage shard = _shards[root];
         if (shard.owner != address(0)) revert ShardRegistryAlreadyRegistered(root);
         shard.owner = owner;

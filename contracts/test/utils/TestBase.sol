@@ -11,6 +11,7 @@ abstract contract TestBase {
 
     function bound(uint256 x, uint256 min, uint256 max) internal pure returns (uint256) {
         if (max <= min) return min;
+        if (x >= min && x <= max) return x;
         return min + (x % (max - min + 1));
     }
 
