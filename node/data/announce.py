@@ -1,0 +1,88 @@
+"""Who holds which shard: signed, expiring announcements in the hivemind DHT.
+
+Key ``hivenet_shard_holders:<shard_id>``; one subkey per holder, the holder's
+RSA public key in hivemind's ``[owner:...]`` form, so hivemind's
+``RSASignatureValidator`` makes each DHT node refuse a write to that subkey
+unless it is signed by the holder's key: nobody can remove or rewrite another
+holder's announcement. Values expire after ``ttl``; holders re-announce.
+Values from the DHT are untrusted and parsed strictly; an announcement can at
+worst point at a peer that serves bad chunks, which the fetcher refuses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from hivemind import DHT
+from hivemind.utils import get_dht_time
+from hivemind.p2p import PeerID
+from hivemind.dht.crypto import RSASignatureValidator
+from hivemind.utils.crypto import RSAPrivateKey
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+KEY_PREFIX = "hivenet_shard_holders:"
+
+
+@dataclass(frozen=True)
+class AnnounceConfig:
+    ttl: float = 300.0  # seconds an announcement lives: long enough to span DHT churn, short enough to forget dead peers
+    timeout: float = 15.0  # seconds to wait for the DHT on a store or get
+
+
+class HolderRecord(BaseModel):
+    """The value of one holder's subkey."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    peer: str = Field(min_length=20, max_length=128, pattern=r"^[1-9A-HJ-NP-Za-km-z]+$")  # base58 libp2p peer id
+    n_chunks: int = Field(ge=1, le=1 << 16)
+
+
+def holders_key(shard_id: str) -> str:
+    return KEY_PREFIX + shard_id
+
+
+class ShardAnnouncer:
+    """Announce this peer's shards and look up other holders through one DHT."""
+
+    def __init__(self, dht: DHT, cfg: AnnounceConfig = AnnounceConfig(), private_key: RSAPrivateKey | None = None) -> None:
+        # One process, one RSA key by default (as hivemind's optimizer does); tests running several
+        # DHTs in one process pass a key per DHT so holders get distinct subkeys.
+        self.dht = dht
+        self.cfg = cfg
+        validator = RSASignatureValidator(private_key)
+        dht.add_validators([validator])
+        self.subkey = validator.local_public_key
+
+    async def announce(self, shards: Iterable[tuple[str, int]]) -> list[str]:
+        """Store (shard_id, n_chunks) announcements; returns the ids the DHT accepted."""
+        expiration = get_dht_time() + self.cfg.ttl
+        record = {"peer": self.dht.peer_id.to_base58()}
+        ok = []
+        for shard_id, n_chunks in shards:
+            fut = self.dht.store(
+                holders_key(shard_id), {**record, "n_chunks": n_chunks}, expiration, subkey=self.subkey, return_future=True
+            )
+            if await asyncio.wait_for(fut, self.cfg.timeout):
+                ok.append(shard_id)
+        return ok
+
+    async def holders(self, shard_id: str) -> list[PeerID]:
+        """Peers that announced ``shard_id`` and whose announcement has not expired (this peer excluded)."""
+        found = await asyncio.wait_for(self.dht.get(holders_key(shard_id), latest=True, return_future=True), self.cfg.timeout)
+        if found is None or not isinstance(found.value, dict):
+            return []
+        now = get_dht_time()
+        out = []
+        for item in found.value.values():
+            value, expiration = item.value, item.expiration_time
+            try:
+                rec = HolderRecord.model_validate(value)
+                peer = PeerID.from_base58(rec.peer)
+            except (ValidationError, ValueError):
+                continue  # malformed announcement: ignore, never crash on DHT contents
+            if expiration > now and peer != self.dht.peer_id and peer not in out:
+                out.append(peer)
+        return out
