@@ -67,3 +67,47 @@ class ShardRejected(ShardError):
 
 class ShardUnavailable(ShardError, ConnectionError):
     """No honest holder could serve a shard (or some of its chunks) within the timeout."""
+
+
+class IdentityError(HivenetError):
+    """The node's keystore (Ethereum account + p2p identity) could not be created or opened."""
+
+
+class WrongPassword(IdentityError, ValueError):
+    """The keystore password is wrong (or the file was tampered with): nothing was decrypted."""
+
+
+class KeystoreCorrupt(IdentityError, ValueError):
+    """The keystore file is not a hivenet keystore or misses fields; restore it from a backup."""
+
+
+class LedgerError(HivenetError):
+    """The ledger (chain connection, contracts, transaction outbox) could not do what was asked."""
+
+
+class ChainUnavailable(LedgerError, ConnectionError):
+    """The chain's JSON-RPC endpoint did not answer after the configured retries.
+
+    Intents already recorded in the outbox stay there and are sent on the next reconcile.
+    """
+
+
+class DeploymentError(LedgerError, ValueError):
+    """A deployment file is missing, malformed, or names contracts that are not on this chain."""
+
+
+class OutboxConflict(LedgerError, ValueError):
+    """An idempotency key was reused for a different transaction than the one it first named."""
+
+
+class ContractRevert(LedgerError):
+    """A contract call reverted. Each Solidity custom error has one subclass of this
+    (see ``node.ledger.contract_errors``); ``fields`` holds the error's decoded arguments."""
+
+    def __init__(self, message: str, fields: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.fields: dict[str, object] = dict(fields or {})
+
+
+class TransactionFailed(ContractRevert):
+    """A transaction reverted without a custom error that hivenet knows (e.g. out of gas)."""
