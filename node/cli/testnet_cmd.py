@@ -1,5 +1,84 @@
-"""Placeholder while the group is being built."""
+"""``hivenet testnet``: a local network of peers on this machine.
+
+    hivenet testnet up --peers 3 --epochs 60 --run-dir runs/demo
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
 
-app = typer.Typer(no_args_is_help=True)
+from node.cli.common import graceful_signals, user_errors
+
+app = typer.Typer(no_args_is_help=True, help="Run a local testnet: several peers training together on this machine.")
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def _table(net: Any) -> Table:
+    from node.testnet.metrics import peer_view
+
+    t = Table(title=f"hivenet testnet · run {net.cfg.run_id} · {time.time() - net.started_at:.0f} s")
+    for col in ("peer", "state", "epoch", "local loss", "val loss", "group", "rounds", "samples/s"):
+        t.add_column(col)
+    for p in net.peers:
+        v = peer_view(net.metrics().get(p.name, []))
+        state = "running" if p.alive() else ("killed" if p.killed else f"exited {p.returncode()}")
+        t.add_row(p.name, state, str(v.epoch if v.epoch is not None else "-"), _fmt(v.loss), _fmt(v.val_loss),
+                  str(v.group_size or "-"), str(v.rounds), f"{v.samples_per_s:.0f}" if v.samples_per_s else "-")
+    return t
+
+
+@app.command()
+def up(
+    peers: Annotated[int, typer.Option(help="Peer processes to start (the first is the bootstrap).")] = 3,
+    epochs: Annotated[int, typer.Option(help="Collaborative epochs to train, then stop.")] = 60,
+    run_dir: Annotated[Path, typer.Option(help="Run directory: per-peer logs, metrics, checkpoints, summary.json.")] = Path("runs/latest"),
+    run_id: Annotated[str, typer.Option(help="Run id (DHT prefix).")] = "testnet",
+    target_batch_size: Annotated[int, typer.Option(help="Samples per collaborative epoch, over all peers.")] = 256,
+    batch_size: Annotated[int, typer.Option(help="Samples per local step of each peer.")] = 16,
+    n_layer: Annotated[int, typer.Option(help="Transformer blocks.")] = 4,
+    n_embd: Annotated[int, typer.Option(help="Model width.")] = 256,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    timeout: Annotated[float, typer.Option(help="Stop everything after this many seconds.")] = 1800.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the summary as JSON.")] = False,
+) -> None:
+    """Start N peers, show them live, stop after --epochs (or Ctrl-C), and print the summary."""
+    from node.testnet.network import Testnet, TestnetConfig
+
+    console = Console(stderr=as_json)
+    cfg = TestnetConfig(run_dir=run_dir, peers=peers, run_id=run_id, epochs=epochs, target_batch_size=target_batch_size,
+                        batch_size=batch_size, n_layer=n_layer, n_embd=n_embd, device=device)
+    stop = {"requested": False}
+    with user_errors(), graceful_signals(lambda: stop.update(requested=True), "stopping the testnet"):
+        net = Testnet(cfg)
+        try:
+            net.start()
+            console.print(f"testnet: {peers} peers, run dir {run_dir}, bootstrap {net.bootstrap}")
+            deadline = time.monotonic() + timeout
+            with Live(_table(net), console=console, refresh_per_second=1) as live:
+                while not net.finished() and not stop["requested"] and time.monotonic() < deadline:
+                    time.sleep(1.0)
+                    live.update(_table(net))
+            if not net.finished():
+                console.print("stopping peers…")
+        finally:
+            net.stop()
+        summary = net.write_summary()
+    if as_json:
+        typer.echo(json.dumps(summary))
+    else:
+        console.print_json(json.dumps(summary))
+        console.print(f"summary written to {run_dir / 'summary.json'}")
+    if summary["failed_peers"]:
+        typer.echo(f"error: peers failed: {', '.join(summary['failed_peers'])}; see their peer.log in {run_dir}", err=True)
+        raise typer.Exit(1)

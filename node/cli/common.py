@@ -1,0 +1,51 @@
+"""Helpers shared by command groups: one-line errors, logging, signal handling."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import typer
+
+from protocol.errors import HivenetError
+
+
+def setup_logging(level: str = "INFO", log_file: str | None = None) -> None:
+    handlers: list[logging.Handler] = [logging.FileHandler(log_file)] if log_file else [logging.StreamHandler()]
+    logging.basicConfig(level=level, handlers=handlers, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn a HivenetError into one line on stderr and exit status 2."""
+    try:
+        yield
+    except HivenetError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+
+
+@contextmanager
+def graceful_signals(on_first: Callable[[], None], what: str = "stopping") -> Iterator[None]:
+    """First SIGINT/SIGTERM calls ``on_first`` (a graceful stop); a second one forces an exit."""
+    hits = 0
+
+    def handler(signum: int, frame: object) -> None:
+        nonlocal hits
+        hits += 1
+        if hits == 1:
+            print(f"\n{what} gracefully (press Ctrl-C again to force)", file=sys.stderr)
+            on_first()
+        else:
+            raise KeyboardInterrupt
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)

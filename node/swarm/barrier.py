@@ -1,0 +1,55 @@
+"""Barriers over the DHT: wait until every expected peer of a run has arrived.
+
+Each peer stores a subkey (its peer id) under one key per barrier and polls
+until the key holds enough subkeys. Without a start barrier, the first peer
+trains alone ("Proceeding with local gradients") and parameters diverge.
+"""
+
+from __future__ import annotations
+
+import time
+
+import hivemind
+from hivemind.utils import get_dht_time
+
+from protocol.errors import PeersNotFound
+
+_RECORD_TTL = 600.0  # seconds a barrier record lives; longer than any wait, short enough to vanish after a run
+
+
+def barrier_key(run_id: str, name: str) -> str:
+    return f"{run_id}_barrier_{name}"
+
+
+def arrive(dht: hivemind.DHT, run_id: str, name: str) -> None:
+    """Record this peer's arrival at barrier ``name`` of ``run_id``."""
+    peer = dht.peer_id.to_base58()
+    ok = dht.store(barrier_key(run_id, name), subkey=peer, value=time.time(), expiration_time=get_dht_time() + _RECORD_TTL)
+    if not ok:
+        raise PeersNotFound(f"could not store the {name!r} barrier record in the DHT of run {run_id!r}")
+
+
+def arrived(dht: hivemind.DHT, run_id: str, name: str) -> set[str]:
+    """Peer ids that have arrived at the barrier so far."""
+    found = dht.get(barrier_key(run_id, name), latest=True)
+    if found is None or not isinstance(found.value, dict):
+        return set()
+    return set(found.value)
+
+
+def wait_for_peers(
+    dht: hivemind.DHT, run_id: str, name: str, expected: int, timeout: float, poll: float = 0.5
+) -> set[str]:
+    """Arrive at the barrier, then wait until ``expected`` peers have; PeersNotFound after ``timeout`` s."""
+    arrive(dht, run_id, name)
+    deadline = time.monotonic() + timeout
+    while True:
+        peers = arrived(dht, run_id, name)
+        if len(peers) >= expected:
+            return peers
+        if time.monotonic() >= deadline:
+            raise PeersNotFound(
+                f"only {len(peers)} of {expected} peers of run {run_id!r} appeared within {timeout:.0f} s; "
+                "start the missing peers with the same --run-id and --initial-peers, or lower --expected-peers"
+            )
+        time.sleep(poll)

@@ -1,0 +1,23 @@
+"""Configuration of a peer's place in the swarm."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class SwarmConfig:
+    run_id: str  # prefix of every DHT key: peers of different runs never meet in a round
+    listen: tuple[str, ...] = ("/ip4/127.0.0.1/tcp/0",)  # multiaddrs to listen on; loopback by default, tcp/0 picks a free port
+    initial_peers: tuple[str, ...] = ()  # multiaddrs of any running peers; empty means this peer starts a new swarm
+    identity_path: Path | None = None  # Ed25519 key file; created on first start so the peer id survives restarts
+    expected_peers: int = 1  # wait until this many peers of the run are visible before the first step
+    peer_wait_timeout: float = 120.0  # seconds to wait for expected_peers before giving up with PeersNotFound
+    target_batch_size: int = 256  # samples the whole swarm accumulates per collaborative epoch (one optimizer step)
+    # Matchmaking must outlast the tracker's refresh or peers miss each other's rounds;
+    # below ~3 s hivemind also warns that request_timeout >= min_matchmaking_time.
+    matchmaking_time: float = 4.0
+    averaging_timeout: float = 30.0  # an all-reduce round that takes longer is abandoned (local gradients used)
+    load_state_timeout: float = 60.0  # how long a late joiner waits for a peer to send it the current state
+    extra_dht_options: dict[str, object] = field(default_factory=dict)  # passed to hivemind.DHT verbatim (tests)

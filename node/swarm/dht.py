@@ -1,0 +1,58 @@
+"""Start a peer's DHT node and turn hivemind's start-up failures into errors that say what to fix."""
+
+from __future__ import annotations
+
+import logging
+
+import hivemind
+from hivemind.p2p.p2p_daemon_bindings.utils import P2PDaemonError
+
+from node.swarm.config import SwarmConfig
+from protocol.errors import BootstrapError
+from protocol.types import PeerId
+
+log = logging.getLogger(__name__)
+
+
+def start_dht(cfg: SwarmConfig) -> hivemind.DHT:
+    """A running DHT joined to ``cfg.initial_peers`` (or a new swarm when there are none).
+
+    Raises BootstrapError naming the cause when no initial peer answers, the
+    listen port is taken, or the identity file is in use by a live peer.
+    """
+    if cfg.identity_path is not None:
+        cfg.identity_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return hivemind.DHT(
+            initial_peers=list(cfg.initial_peers),
+            host_maddrs=list(cfg.listen),
+            identity_path=str(cfg.identity_path) if cfg.identity_path else None,
+            start=True,
+            await_ready=True,
+            **cfg.extra_dht_options,  # type: ignore[arg-type]
+        )
+    except P2PDaemonError as e:
+        raise BootstrapError(_explain(str(e), cfg)) from e
+
+
+def _explain(message: str, cfg: SwarmConfig) -> str:
+    if "failed to connect to bootstrap peers" in message:
+        peers = ", ".join(cfg.initial_peers)
+        return (
+            f"no initial peer answered ({peers}); check that a peer of run {cfg.run_id!r} is running there "
+            "and that the address (including its /p2p/ peer id) is copied exactly"
+        )
+    if "address already in use" in message:
+        return f"a listen address is already in use ({', '.join(cfg.listen)}); pick another port or use tcp/0"
+    if "already taken by another peer" in message:
+        return f"identity {cfg.identity_path} is in use by a running peer; stop it or use another --identity file"
+    return f"the p2p daemon failed to start: {message.strip()}"
+
+
+def peer_id_of(dht: hivemind.DHT) -> PeerId:
+    return PeerId(dht.peer_id.to_base58())
+
+
+def visible_maddrs(dht: hivemind.DHT) -> list[str]:
+    """Addresses other peers can use as --initial-peers to join through this one."""
+    return [str(a) for a in dht.get_visible_maddrs()]

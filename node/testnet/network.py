@@ -1,0 +1,119 @@
+"""A local testnet: N peer processes of one run, the first one the bootstrap.
+
+    with Testnet(TestnetConfig(peers=3, run_dir=Path("runs/x"))) as net:
+        net.wait_finished(timeout=900)
+    print(net.summary())
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from node.testnet.metrics import read_metrics, summarize
+from node.testnet.peers import PeerProcess, bootstrap_address, free_port, wait_until
+
+
+@dataclass(frozen=True)
+class TestnetConfig:
+    run_dir: Path  # per-peer logs, metrics, checkpoints, and summary.json go here
+    peers: int = 3  # peer processes; each gets one torch thread
+    run_id: str = "testnet"  # DHT prefix of the run
+    epochs: int = 60  # collaborative epochs to train before the peers stop
+    target_batch_size: int = 256  # samples per collaborative epoch, summed over peers
+    batch_size: int = 16  # samples per local step of each peer
+    n_layer: int = 4
+    n_embd: int = 256
+    device: str = "auto"
+    peer_wait_timeout: float = 120.0  # how long peers wait for each other at the start
+    extra_args: tuple[str, ...] = ()  # further `hivenet node start` flags for every peer
+    peer_env: dict[str, str] = field(default_factory=dict)  # extra environment for every peer
+
+    __test__ = False  # not a pytest test class, despite the name
+
+
+class Testnet:
+    __test__ = False
+
+    def __init__(self, cfg: TestnetConfig) -> None:
+        self.cfg = cfg
+        self.peers: list[PeerProcess] = []
+        self.started_at = 0.0
+        self.finished_at: float | None = None
+        self.bootstrap = ""
+
+    def __enter__(self) -> "Testnet":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _args(self, index: int) -> list[str]:
+        c = self.cfg
+        args = [
+            "--run-id", c.run_id, "--expected-peers", str(c.peers), "--peer-wait-timeout", str(c.peer_wait_timeout),
+            "--max-epochs", str(c.epochs), "--target-batch-size", str(c.target_batch_size),
+            "--batch-size", str(c.batch_size), "--n-layer", str(c.n_layer), "--n-embd", str(c.n_embd),
+            "--device", c.device, "--identity", str(self.cfg.run_dir / f"peer{index}" / "identity.key"),
+            *c.extra_args,
+        ]
+        if index > 0:  # peers hold the same model after each round: one periodic evaluation is enough
+            args += ["--eval-every", "0"]
+        if index == 0:
+            return [*args, "--listen", self.bootstrap.split("/p2p/")[0]]
+        return [*args, "--initial-peers", self.bootstrap]
+
+    def start(self) -> None:
+        self.cfg.run_dir.mkdir(parents=True, exist_ok=True)
+        self.started_at = time.time()
+        self.bootstrap = bootstrap_address(self.cfg.run_dir / "peer0", free_port())
+        (self.cfg.run_dir / "bootstrap.txt").write_text(self.bootstrap + "\n")
+        for i in range(self.cfg.peers):
+            peer = PeerProcess(index=i, dir=self.cfg.run_dir / f"peer{i}", args=self._args(i), env=self.cfg.peer_env)
+            self.peers.append(peer)
+            peer.start()
+            if i == 0:  # the others bootstrap through it: it must be listening first
+                wait_until(lambda: any(r["event"] == "start" for r in read_metrics(peer.metrics_path)) or not peer.alive(), 60)
+
+    def metrics(self) -> dict[str, list[dict[str, Any]]]:
+        return {p.name: read_metrics(p.metrics_path) for p in self.peers}
+
+    def finished(self) -> bool:
+        return all(not p.alive() for p in self.peers)
+
+    def wait_finished(self, timeout: float) -> bool:
+        done = wait_until(self.finished, timeout, poll=1.0)
+        if done and self.finished_at is None:
+            self.finished_at = time.time()
+        return done
+
+    def failed_peers(self) -> list[str]:
+        """Peers that exited non-zero without having been killed on purpose."""
+        return [p.name for p in self.peers if not p.alive() and not p.killed and p.returncode() not in (0, None)]
+
+    def stop(self, timeout: float = 60.0) -> None:
+        for p in self.peers:
+            p.signal(15)
+        for p in self.peers:
+            p.stop(timeout)
+        if self.finished_at is None:
+            self.finished_at = time.time()
+
+    def summary(self) -> dict[str, Any]:
+        end = self.finished_at or time.time()
+        per_peer = self.metrics()
+        first = [r["t"] for recs in per_peer.values() for r in recs if r["event"] == "start"]
+        last = [r["t"] for recs in per_peer.values() for r in recs if r["event"] in ("final", "stop")]
+        train_s = max(last) - min(first) if first and last else None
+        out = summarize(per_peer, wall_s=end - self.started_at, train_s=train_s)
+        out.update(peers=self.cfg.peers, run_id=self.cfg.run_id, failed_peers=self.failed_peers())
+        return out
+
+    def write_summary(self) -> dict[str, Any]:
+        summary = self.summary()
+        (self.cfg.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return summary

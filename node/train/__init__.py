@@ -1,0 +1,1 @@
+"""Training: the byte-level GPT, the demo corpus, checkpoints and the training loop."""

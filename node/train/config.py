@@ -1,0 +1,26 @@
+"""Configuration of a peer's training."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from node.train.model import GPTConfig
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: GPTConfig = field(default_factory=GPTConfig)  # every peer of a run must use the same model config
+    batch_size: int = 16  # samples per local step; peers may differ, the swarm's target batch is what counts
+    lr: float = 3e-3  # AdamW learning rate after warm-up, tuned for a global batch of ~256 x 128 bytes
+    warmup_epochs: int = 3  # collaborative epochs of linear warm-up; the scheduler follows the global epoch
+    weight_decay: float = 0.01
+    max_epochs: int = 60  # stop after this many collaborative epochs (optimizer steps of the swarm)
+    device: str = "auto"  # auto | cpu | cuda; auto picks CUDA when torch sees a GPU
+    threads: int = 1  # torch CPU threads; N local peers on few cores must not oversubscribe them
+    eval_every: int = 10  # evaluate held-out loss every this many epochs (0: only at the start and end)
+    eval_windows: int = 64  # held-out windows per evaluation: enough for a stable estimate, cheap on a CPU
+    checkpoint_path: Path | None = None  # written at every epoch boundary and on stop; resumed from on start
+    metrics_path: Path | None = None  # JSON lines, one per event (start, epoch, stop), for the testnet and tests
+    fresh: bool = False  # ignore (never delete) an existing checkpoint
+    end_barrier_timeout: float = 60.0  # at the end, wait this long for the others to finish their last round

@@ -1,0 +1,65 @@
+"""The demo corpus and byte batches.
+
+The corpus is built at run time from text that every CPython installation
+carries (``pydoc_data.topics``: the language reference and library topics), so
+the demo downloads nothing. The held-out validation split is the tail of the
+corpus, cut at a topic boundary, so no training window overlaps it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from protocol.assignment import assign_samples
+from protocol.types import Epoch, PeerId, RunId
+
+
+@dataclass(frozen=True)
+class Corpus:
+    train: bytes
+    val: bytes
+
+    def n_train_samples(self, block_size: int) -> int:
+        """Number of distinct training windows (a window is block_size + 1 bytes: inputs and next-byte targets)."""
+        return max(0, len(self.train) - block_size)
+
+
+def demo_corpus(val_fraction: float = 0.1) -> Corpus:
+    """The CPython documentation topics, in key order, split into train and held-out validation."""
+    from pydoc_data.topics import topics
+
+    texts = [topics[key].strip().encode("utf-8") + b"\n\n" for key in sorted(topics)]
+    total = sum(map(len, texts))
+    train: list[bytes] = []
+    seen = 0
+    for i, text in enumerate(texts):
+        if seen >= total * (1 - val_fraction):
+            return Corpus(train=b"".join(train), val=b"".join(texts[i:]))
+        train.append(text)
+        seen += len(text)
+    raise ValueError("corpus too small to hold out a validation split")
+
+
+def windows(data: bytes, offsets: list[int], block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and next-byte targets (B, block_size) for the windows starting at ``offsets``."""
+    buf = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+    rows = torch.stack([buf[o : o + block_size + 1] for o in offsets]).long()
+    return rows[:, :-1], rows[:, 1:]
+
+
+def assigned_batch(
+    corpus: Corpus, run_id: RunId, epoch: Epoch, peer_id: PeerId, step: int, batch_size: int, block_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch ``protocol.assignment`` gives this peer for this step."""
+    offsets = assign_samples(run_id, epoch, peer_id, step, batch_size, corpus.n_train_samples(block_size))
+    return windows(corpus.train, offsets, block_size)
+
+
+def val_batches(corpus: Corpus, block_size: int, max_windows: int, batch_size: int = 32) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Evenly spaced, non-overlapping validation windows: the same for every peer and every call."""
+    n = max(1, (len(corpus.val) - 1) // block_size)
+    step = max(1, n // max_windows)
+    offsets = [i * block_size for i in range(0, n, step)][:max_windows]
+    return [windows(corpus.val, offsets[i : i + batch_size], block_size) for i in range(0, len(offsets), batch_size)]

@@ -1,0 +1,54 @@
+"""Peers in separate processes really average: identical parameters, rounds with everyone's samples."""
+
+import pytest
+
+from node.testnet.network import Testnet
+from tests.integration.swarm_helpers import epoch_records, max_param_difference, tiny_testnet
+
+pytestmark = pytest.mark.slow
+
+
+def test_three_peers_average_gradients_and_hold_identical_parameters(tmp_path):
+    cfg = tiny_testnet(tmp_path / "run", peers=3, epochs=4, run_id="avg-test")
+    with Testnet(cfg) as net:
+        assert net.wait_finished(timeout=240), "the 3-peer run did not finish 4 epochs within 240 s"
+        metrics = net.metrics()
+    assert net.failed_peers() == []
+
+    # Every round of every peer averaged with all three peers.
+    for peer in ("peer0", "peer1", "peer2"):
+        rounds = epoch_records(metrics, peer)
+        assert [r["epoch"] for r in rounds] == [0, 1, 2, 3]
+        assert all(r["averaged"] and r["group_size"] == 3 for r in rounds), rounds
+
+    # A round's samples are the sum over peers (about the target batch), not one peer's.
+    for epoch in range(1, 4):  # epoch 0 includes the start barrier's warm-up step
+        per_peer = [next(r["samples"] for r in epoch_records(metrics, p) if r["epoch"] == epoch)
+                    for p in ("peer0", "peer1", "peer2")]
+        assert sum(per_peer) >= cfg.target_batch_size * 0.9, per_peer
+        assert max(per_peer) < cfg.target_batch_size * 0.8, per_peer  # no peer filled the epoch alone
+
+    # After the last collaborative step every peer holds the same parameters.
+    paths = [tmp_path / "run" / f"peer{i}" / "checkpoint.pt" for i in range(3)]
+    assert max_param_difference(paths) <= 1e-6
+    finals = [next(r["val_loss"] for r in metrics[p] if r["event"] == "final") for p in metrics]
+    starts = [next(r["val_loss"] for r in metrics[p] if r["event"] == "start") for p in metrics]
+    assert max(finals) - min(finals) <= 1e-5
+    assert max(finals) < min(starts) - 0.3  # and they learned something together
+
+
+def test_peers_of_different_runs_never_average_together(tmp_path):
+    # Two peers share one DHT (b bootstraps through a) but train different runs.
+    a = Testnet(tiny_testnet(tmp_path / "a", peers=1, epochs=3, run_id="run-alpha"))
+    with a:
+        b_cfg = tiny_testnet(tmp_path / "b", peers=1, epochs=3, run_id="run-beta",
+                             extra_args=("--initial-peers", a.bootstrap))
+        with Testnet(b_cfg) as b:
+            assert a.wait_finished(240) and b.wait_finished(240)
+            metrics = {**{"a": a.metrics()["peer0"]}, **{"b": b.metrics()["peer0"]}}
+    for name in ("a", "b"):
+        rounds = [r for r in metrics[name] if r["event"] == "epoch"]
+        assert len(rounds) == 3
+        assert all(not r["averaged"] and r["group_size"] == 1 for r in rounds), rounds
+    paths = [tmp_path / "a" / "peer0" / "checkpoint.pt", tmp_path / "b" / "peer0" / "checkpoint.pt"]
+    assert max_param_difference(paths) > 1e-3  # they started from different seeds and never mixed

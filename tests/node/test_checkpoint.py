@@ -1,0 +1,45 @@
+"""Checkpoints round-trip, and a corrupt one is refused and left untouched."""
+
+import pytest
+import torch
+
+from node.swarm.config import SwarmConfig
+from node.train.checkpoint import load_checkpoint, save_checkpoint
+from node.train.config import TrainConfig
+from node.train.trainer import Trainer
+from protocol.errors import CheckpointError
+
+
+def test_round_trip(tmp_path):
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {"run_id": "r", "w": torch.arange(5.0)})
+    state = load_checkpoint(path)
+    assert state["run_id"] == "r" and torch.equal(state["w"], torch.arange(5.0))
+    assert load_checkpoint(tmp_path / "missing.pt") is None
+
+
+@pytest.mark.parametrize("damage", ["flip_payload_byte", "truncate", "garbage_header"])
+def test_corrupt_checkpoint_is_refused_and_not_overwritten(tmp_path, damage):
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {"run_id": "r", "w": torch.ones(100)})
+    data = bytearray(path.read_bytes())
+    if damage == "flip_payload_byte":
+        data[-50] ^= 0xFF
+    elif damage == "truncate":
+        data = data[: len(data) // 2]
+    else:
+        data[:5] = b"XXXXX"
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="will not overwrite"):
+        load_checkpoint(path)
+    # The trainer refuses to start on it, before touching the network or the file.
+    with pytest.raises(CheckpointError):
+        Trainer(SwarmConfig(run_id="r"), TrainConfig(checkpoint_path=path))
+    assert path.read_bytes() == bytes(data)
+
+
+def test_checkpoint_of_another_run_is_refused(tmp_path):
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {"run_id": "other", "model": {}, "optimizer": {}})
+    with pytest.raises(CheckpointError, match="belongs to run 'other'"):
+        Trainer(SwarmConfig(run_id="mine"), TrainConfig(checkpoint_path=path))
