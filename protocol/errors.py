@@ -111,3 +111,7 @@ class ContractRevert(LedgerError):
 
 class TransactionFailed(ContractRevert):
     """A transaction reverted without a custom error that hivenet knows (e.g. out of gas)."""
+
+
+class ReceiptTimeout(LedgerError, TimeoutError):
+    """A sent transaction got no receipt in time; it stays in the outbox and reconcile finishes it."""
