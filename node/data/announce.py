@@ -48,17 +48,18 @@ class ShardAnnouncer:
     """Announce this peer's shards and look up other holders through one DHT."""
 
     def __init__(self, dht: DHT, cfg: AnnounceConfig = AnnounceConfig(), private_key: RSAPrivateKey | None = None) -> None:
-        # One process, one RSA key by default (as hivemind's optimizer does); tests running several
-        # DHTs in one process pass a key per DHT so holders get distinct subkeys.
+        # A DHT keeps the first RSASignatureValidator it is given and ignores later ones, so create
+        # one announcer per DHT. The key defaults to the process-wide one (as hivemind's optimizer
+        # uses); tests running several DHTs in one process pass a key per DHT.
         self.dht = dht
         self.cfg = cfg
         validator = RSASignatureValidator(private_key)
         dht.add_validators([validator])
         self.subkey = validator.local_public_key
 
-    async def announce(self, shards: Iterable[tuple[str, int]]) -> list[str]:
-        """Store (shard_id, n_chunks) announcements; returns the ids the DHT accepted."""
-        expiration = get_dht_time() + self.cfg.ttl
+    async def announce(self, shards: Iterable[tuple[str, int]], ttl: float | None = None) -> list[str]:
+        """Store (shard_id, n_chunks) announcements for ``ttl`` seconds; returns the ids the DHT accepted."""
+        expiration = get_dht_time() + (self.cfg.ttl if ttl is None else ttl)
         record = {"peer": self.dht.peer_id.to_base58()}
         ok = []
         for shard_id, n_chunks in shards:

@@ -7,7 +7,9 @@ Protocol ``/hivenet/shards/1`` (one stream carries any number of requests):
               (manifest: one item; chunks: one item per requested index, in order)
 
 The fetcher checks the manifest against the wanted id (its root), then each
-chunk's SHA-256 against the manifest *before* writing it. A holder that sends
+chunk's SHA-256 against the manifest *before* writing it. Chunks are striped
+over the holders (chunk i to holder i mod k); a holder that finishes its
+stripe takes work from the end of the others'. A holder that sends
 one wrong byte is marked faulty and dropped; its chunks are fetched from the
 other holders. Verified chunks persist in the store's ``partial/`` directory,
 so an interrupted transfer resumes where it stopped.
@@ -19,11 +21,13 @@ import asyncio
 import json
 import logging
 import struct
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from hivemind.p2p import P2P, PeerID
 from hivemind.p2p.p2p_daemon_bindings.datastructures import StreamInfo
+from hivemind.p2p.p2p_daemon_bindings.utils import P2PDaemonError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from node.data.store import PartialShard, ShardStore
@@ -189,12 +193,10 @@ class ShardFetcher:
             live = [h for h in holders if h.to_base58() not in report.faulty | report.unavailable]
             if not missing or not live:
                 break
-            queue: asyncio.Queue[int] = asyncio.Queue()
-            for i in missing:
-                queue.put_nowait(i)
+            stripes = [deque(missing[k :: len(live)]) for k in range(len(live))]
             async with asyncio.TaskGroup() as tg:
-                for peer in live:
-                    tg.create_task(self._worker(peer, manifest, partial, queue, report))
+                for k, peer in enumerate(live):
+                    tg.create_task(self._worker(peer, manifest, partial, stripes, k, report))
             missing = partial.missing()
         if missing:
             raise ShardUnavailable(
@@ -214,7 +216,7 @@ class ShardFetcher:
                     status, data = await asyncio.wait_for(_read_item(conn.reader, MAX_MANIFEST_BYTES), self.cfg.request_timeout)
                 finally:
                     conn.close()
-            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ShardError) as e:
+            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ShardError, P2PDaemonError) as e:
                 log.info("holder %s did not send a manifest: %s", name, e)
                 report.unavailable.add(name)
                 continue
@@ -228,14 +230,24 @@ class ShardFetcher:
                 report.faulty.add(name)
         raise ShardUnavailable(f"no holder sent a valid manifest for shard {shard_id[:16]} (asked {len(holders)})")
 
-    async def _worker(self, peer: PeerID, manifest: ShardManifest, partial: PartialShard, queue: asyncio.Queue[int], report: FetchReport) -> None:
+    def _take(self, stripes: list[deque[int]], own: int) -> list[int]:
+        """Up to ``batch`` chunks from this holder's stripe, else from the end of the longest other stripe."""
+        if stripes[own]:
+            src, take = stripes[own], stripes[own].popleft
+        else:
+            src = max(stripes, key=len)
+            take = src.pop
+        return [take() for _ in range(min(self.cfg.batch, len(src)))]
+
+    async def _worker(
+        self, peer: PeerID, manifest: ShardManifest, partial: PartialShard, stripes: list[deque[int]], own: int, report: FetchReport
+    ) -> None:
         name = peer.to_base58()
-        batch: list[int] = []
+        batch = self._take(stripes, own)  # reserved before the first await: the stripe's head goes to its holder
         conn: _Conn | None = None
         try:
             conn = await self._open(peer)
-            while not queue.empty():
-                batch = [queue.get_nowait() for _ in range(min(self.cfg.batch, queue.qsize()))]
+            while batch:
                 await conn.request(ChunkRequest(op="chunks", shard=manifest.shard_id, chunks=tuple(batch)))
                 while batch:
                     i = batch[0]
@@ -253,11 +265,11 @@ class ShardFetcher:
                         return
                     report.fetched[name] = report.fetched.get(name, 0) + 1
                     batch.pop(0)
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ShardError) as e:
+                batch = self._take(stripes, own)
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ShardError, P2PDaemonError) as e:
             log.info("holder %s became unavailable: %s", name, e)
             report.unavailable.add(name)
         finally:
-            for i in batch:
-                queue.put_nowait(i)
+            stripes[own].extendleft(reversed(batch))  # unserved chunks go back for the other holders
             if conn is not None:
                 conn.close()
