@@ -23,6 +23,9 @@ def _register_groups() -> None:
 
     app.add_typer(node_cmd.app, name="node")
     app.add_typer(testnet_cmd.app, name="testnet")
+    from node.cli import shard_cmd
+
+    app.add_typer(shard_cmd.app, name="shard")
 
 
 def main() -> None:

@@ -1,0 +1,213 @@
+"""``hivenet shard``: pack files into shards, list, inspect, verify, remove and vet them.
+
+    hivenet shard add docs/ --license CC-BY-4.0          # prints the new shard id
+    hivenet shard ls --json
+    hivenet shard verify 5d854da8                          # exit 1 naming bad chunks
+    hivenet shard vet 5d854da8 --run demo --eval eval.txt  # table; --json for scripts
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from node.cli.common import user_errors
+
+app = typer.Typer(no_args_is_help=True, help="Data shards: pack, inspect, verify, vet.")
+
+StoreOpt = Annotated[
+    Path,
+    typer.Option("--store", envvar="HIVENET_SHARD_STORE", help="Shard store directory."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+DEFAULT_STORE = Path.home() / ".hivenet" / "shards"
+
+
+def _store(root: Path, chunk_size: int | None = None, max_record_bytes: int | None = None):
+    from node.data.store import ShardStore, StoreConfig
+
+    cfg = StoreConfig(root)
+    if chunk_size is not None or max_record_bytes is not None:
+        cfg = StoreConfig(root, chunk_size or cfg.chunk_size, max_record_bytes or cfg.max_record_bytes)
+    return ShardStore(cfg)
+
+
+def _summary(m) -> dict:
+    return {
+        "shard_id": m.shard_id,
+        "records": m.record_count,
+        "bytes": m.total_bytes,
+        "chunks": m.n_chunks,
+        "chunk_size": m.chunk_size,
+        "schema": m.record_schema.model_dump(exclude_none=True),
+        "license": m.license,
+        "owner": m.owner,
+        "created_at": m.created_at,
+    }
+
+
+@app.command()
+def add(
+    paths: Annotated[list[Path], typer.Argument(help="Files or directories (.txt, .jsonl, .npy).")],
+    license: Annotated[str, typer.Option(help="License of the data (SPDX id).")] = "CC-BY-4.0",
+    owner: Annotated[Optional[str], typer.Option(help="Ethereum address credited for the data.")] = None,
+    chunk_size: Annotated[Optional[int], typer.Option(help="Chunk size in bytes (power of two).")] = None,
+    max_record_bytes: Annotated[Optional[int], typer.Option(help="Largest record accepted.")] = None,
+    store: StoreOpt = DEFAULT_STORE,
+    as_json: JsonOpt = False,
+) -> None:
+    """Pack files into one shard (atomically: a failure leaves nothing behind)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+    with user_errors():
+        s = _store(store, chunk_size, max_record_bytes)
+        columns = ("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+        with Progress(*columns, transient=True, disable=as_json) as bar:
+            task = bar.add_task("packing", total=None)
+            m = s.add_paths(
+                paths,
+                license=license,
+                owner=owner,
+                progress=lambda n: bar.advance(task, n),
+                on_total=lambda total: bar.update(task, total=total),
+            )
+    if as_json:
+        typer.echo(json.dumps(_summary(m)))
+    else:
+        typer.echo(f"{m.shard_id}  {m.record_count} records, {m.total_bytes} bytes in {m.n_chunks} chunks")
+
+
+@app.command("ls")
+def list_(store: StoreOpt = DEFAULT_STORE, as_json: JsonOpt = False) -> None:
+    """List stored shards."""
+    from rich.console import Console
+    from rich.table import Table
+
+    with user_errors():
+        manifests = _store(store).manifests()
+    if as_json:
+        typer.echo(json.dumps([_summary(m) for m in manifests]))
+        return
+    table = Table("shard", "records", "bytes", "chunks", "schema", "license")
+    for m in manifests:
+        table.add_row(m.shard_id[:16], str(m.record_count), str(m.total_bytes), str(m.n_chunks), m.record_schema.kind, m.license)
+    Console().print(table)
+
+
+@app.command()
+def inspect(shard: Annotated[str, typer.Argument(help="Shard id or unique prefix.")], store: StoreOpt = DEFAULT_STORE, as_json: JsonOpt = False) -> None:
+    """Show a shard's manifest and its vetting verdicts per run."""
+    from node.data.runs import RunIndex
+
+    with user_errors():
+        s = _store(store)
+        sid = s.resolve(shard)
+        info = _summary(s.manifest(sid))
+        verdicts = {}
+        for run_dir in sorted((s.root / "runs").glob("*")):
+            report = RunIndex(s, run_dir.name).report(sid)
+            if report is not None:
+                verdicts[run_dir.name] = {"verdict": report.verdict.value, "score": round(report.score, 4), "usable": report.n_usable}
+        info["vetting"] = verdicts
+    if as_json:
+        typer.echo(json.dumps(info))
+    else:
+        for k, v in info.items():
+            typer.echo(f"{k:>11}: {v}")
+
+
+@app.command()
+def verify(shard: Annotated[str, typer.Argument(help="Shard id or unique prefix.")], store: StoreOpt = DEFAULT_STORE, as_json: JsonOpt = False) -> None:
+    """Hash every chunk against the manifest; exit status 1 names the chunks that differ."""
+    with user_errors():
+        s = _store(store)
+        result = s.verify(s.resolve(shard))
+    if as_json:
+        typer.echo(json.dumps({"shard_id": result.shard_id, "ok": result.ok, "chunks": result.n_chunks,
+                               "bad_chunks": list(result.bad_chunks), "root_ok": result.root_ok}))
+    elif result.ok:
+        typer.echo(f"ok: {result.n_chunks} chunks match shard {result.shard_id}")
+    else:
+        shown = ", ".join(map(str, result.bad_chunks[:20]))
+        typer.echo(f"FAILED: chunk(s) {shown} of shard {result.shard_id} do not match the manifest", err=True)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def rm(shard: Annotated[str, typer.Argument(help="Shard id or unique prefix.")], store: StoreOpt = DEFAULT_STORE) -> None:
+    """Remove a shard from the local store."""
+    with user_errors():
+        s = _store(store)
+        sid = s.resolve(shard)
+        s.remove(sid)
+    typer.echo(f"removed {sid}")
+
+
+def _validator_key(path: Path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    if path.exists():
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise typer.BadParameter(f"{path} is not an Ed25519 private key")
+        return key
+    key = Ed25519PrivateKey.generate()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    return key
+
+
+@app.command()
+def vet(
+    shard: Annotated[str, typer.Argument(help="Shard id or unique prefix.")],
+    run: Annotated[str, typer.Option(help="Run the shard is vetted for (dedup is per run).")] = "default",
+    eval_file: Annotated[Optional[Path], typer.Option("--eval", help="Held-out evaluation text of the run (decontamination).")] = None,
+    reference: Annotated[Optional[Path], typer.Option(help="Vetted reference text for the poisoning probe (default: --eval).")] = None,
+    key: Annotated[Optional[Path], typer.Option(help="Ed25519 PEM key that signs reports (created if missing).")] = None,
+    store: StoreOpt = DEFAULT_STORE,
+    as_json: JsonOpt = False,
+) -> None:
+    """Vet a shard: integrity, format, duplicates, quality, decontamination, poisoning probe. Exit 1 unless it passes."""
+    from node.data.ingest import text_records
+    from node.data.probe import ByteUnigramLoss
+    from node.data.runs import VetInputs, vet_shard
+
+    with user_errors():
+        s = _store(store)
+        sid = s.resolve(shard)
+        eval_paras = [p.decode() for p in text_records(eval_file.read_bytes())] if eval_file else []
+        ref = text_records(reference.read_bytes()) if reference else [p.encode() for p in eval_paras]
+        inputs = VetInputs(eval_split=eval_paras, loss_fn=ByteUnigramLoss(ref) if ref else None, reference=ref)
+        report = vet_shard(s, sid, run_id=run, key=_validator_key(key or s.root / "validator_ed25519.pem"), inputs=inputs)
+    if as_json:
+        typer.echo(json.dumps(report.to_json()))
+    else:
+        _print_report(report)
+    if not report.passed:
+        raise typer.Exit(1)
+
+
+def _print_report(report) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    colors = {"pass": "green", "fail": "red", "review": "yellow", "skipped": "dim"}
+    table = Table("check", "status", "figures", "reasons", title=f"shard {report.shard_id[:16]} for run {report.run_id}")
+    for c in report.checks:
+        figures = ", ".join(f"{k}={v:.3g}" for k, v in sorted(c.figures.items()))
+        table.add_row(c.name, f"[{colors[c.status.value]}]{c.status.value}[/]", figures, "\n".join(c.reasons))
+    console = Console()
+    console.print(table)
+    console.print(
+        f"verdict: [{colors[report.verdict.value]}]{report.verdict.value}[/]  score {report.score:.3f}  "
+        f"usable {report.n_usable}/{report.n_records}  report {report.digest().hex()[:16]}  signed by {report.validator[:16]}"
+    )
