@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -37,7 +38,7 @@ class Status(str, Enum):
 class CheckResult:
     name: str
     status: Status
-    figures: dict[str, float]
+    figures: Mapping[str, float]
     reasons: tuple[str, ...] = ()
     excluded: dict[int, str] | None = None  # record index -> why this check removed it
 
