@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from protocol.errors import KeystoreCorrupt, WrongPassword
+from protocol.errors import IdentityError, KeystoreCorrupt, WrongPassword
 
 KEYSTORE_FORMAT = "hivenet-keystore"
 KEYSTORE_VERSION = 1
@@ -137,7 +137,10 @@ def save_keystore(
         "cipher": {"name": "aes-256-gcm", "nonce": nonce.hex()},
         "ciphertext": AESGCM(key).encrypt(nonce, secret, _aad(header)).hex(),
     }
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise IdentityError(f"{path} exists; refusing to overwrite a keystore") from None
     with os.fdopen(fd, "w") as file:
         json.dump(document, file, indent=2)
 
@@ -174,7 +177,10 @@ def export_p2p_identity(identity: NodeIdentity, path: Path) -> None:
     hivemind's ``check_if_identity_free`` check only parses RSA keys: pass
     ``check_if_identity_free=False`` with this Ed25519 identity.
     """
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+    except FileExistsError:
+        raise IdentityError(f"{path} exists; refusing to overwrite an identity file") from None
     with os.fdopen(fd, "wb") as file:
         file.write(identity.libp2p_private_key())
 

@@ -26,6 +26,11 @@ def _register_groups() -> None:
     from node.cli import shard_cmd
 
     app.add_typer(shard_cmd.app, name="shard")
+    from node.cli import keys_cmd, ledger_cmd, rewards_cmd
+
+    app.add_typer(keys_cmd.app, name="keys")
+    app.add_typer(ledger_cmd.app, name="ledger")
+    app.add_typer(rewards_cmd.app, name="rewards")
 
 
 def main() -> None:
