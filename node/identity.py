@@ -18,6 +18,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
@@ -185,7 +186,7 @@ def export_p2p_identity(identity: NodeIdentity, path: Path) -> None:
         file.write(identity.libp2p_private_key())
 
 
-def _read(path: Path) -> dict[str, object]:
+def _read(path: Path) -> dict[str, Any]:
     try:
         document = json.loads(Path(path).read_text())
     except FileNotFoundError:

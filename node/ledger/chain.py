@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import requests
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
+from web3.types import RPCEndpoint, Wei
 
 from node.ledger.config import LedgerConfig
 from protocol.errors import ChainUnavailable
@@ -75,13 +76,13 @@ class Chain:
         if self.tester is not None:
             self.tester.time_travel(self.timestamp() + seconds)
             return
-        self.call("evm_increaseTime", lambda: self.w3.provider.make_request("evm_increaseTime", [seconds]))
-        self.call("evm_mine", lambda: self.w3.provider.make_request("evm_mine", []))
+        self.call("evm_increaseTime", lambda: self.w3.provider.make_request(RPCEndpoint("evm_increaseTime"), [seconds]))
+        self.call("evm_mine", lambda: self.w3.provider.make_request(RPCEndpoint("evm_mine"), []))
 
     def faucet(self, address: str, wei: int) -> None:
         """Sends ``wei`` from the node's first unlocked dev account (eth-tester, anvil)."""
         source = self.call("accounts", lambda: self.w3.eth.accounts)[0]
         tx = self.call(
-            "faucet", lambda: self.w3.eth.send_transaction({"from": source, "to": address, "value": wei})
+            "faucet", lambda: self.w3.eth.send_transaction({"from": source, "to": Web3.to_checksum_address(address), "value": Wei(wei)})
         )
         self.call("faucet receipt", lambda: self.w3.eth.wait_for_transaction_receipt(tx, timeout=30))

@@ -104,7 +104,8 @@ class LedgerClient(RegistryCalls):
     def deploy_contract(self, name: str, args: Sequence[Any], tag: str) -> Contract:
         """Deploys one compiled contract (e.g. the benchmark baseline) and returns its handle."""
         sent = self._deploy(name, args, tag)
-        return self.chain.w3.eth.contract(address=sent.contract_address, abi=load_artifact(name).abi)
+        address = Web3.to_checksum_address(str(sent.contract_address))
+        return self.chain.w3.eth.contract(address=address, abi=load_artifact(name).abi)
 
     def _deploy(self, name: str, args: Sequence[Any], tag: str) -> Sent:
         artifact = load_artifact(name)
@@ -118,7 +119,8 @@ class LedgerClient(RegistryCalls):
         if deployment.chain_id != chain_id:
             raise DeploymentError(f"deployment is for chain {deployment.chain_id}, but the node is chain {chain_id}")
         for name, address in (("ContributionLedger", deployment.ledger), ("RewardToken", deployment.token)):
-            code = self.chain.call("get code", lambda a=address: self.chain.w3.eth.get_code(a))
+            checksummed = Web3.to_checksum_address(address)
+            code = self.chain.call("get code", lambda: self.chain.w3.eth.get_code(checksummed))
             if len(code) == 0:
                 raise DeploymentError(f"no {name} code at {address} on chain {chain_id}; redeploy or fix the file")
         self.deployment = deployment
@@ -131,7 +133,7 @@ class LedgerClient(RegistryCalls):
             "ShardRegistry": deployment.shard_registry,
             "ContributionLedger": deployment.ledger,
         }[name]
-        return self.chain.w3.eth.contract(address=address, abi=load_artifact(name).abi)
+        return self.chain.w3.eth.contract(address=Web3.to_checksum_address(address), abi=load_artifact(name).abi)
 
     def _deployment(self) -> Deployment:
         if self.deployment is None:

@@ -25,9 +25,14 @@ class RegistryCalls:
     chain: Chain
     account: LocalAccount
 
-    def _send(self, contract: str, fn: str, args: Any, key: str) -> Sent: ...  # pragma: no cover
-    def _read(self, contract: str, fn: str, *args: Any) -> Any: ...  # pragma: no cover
-    def contract(self, name: str) -> Any: ...  # pragma: no cover
+    def _send(self, contract: str, fn: str, args: Any, key: str) -> Sent:
+        raise NotImplementedError
+
+    def _read(self, contract: str, fn: str, *args: Any) -> Any:
+        raise NotImplementedError
+
+    def contract(self, name: str) -> Any:
+        raise NotImplementedError
 
     # -- NodeRegistry -----------------------------------------------------------------
 
