@@ -25,10 +25,10 @@ def start(
     identity: Annotated[Optional[Path], typer.Option(help="p2p identity key file, created if missing; keeps the peer id across restarts.")] = None,
     expected_peers: Annotated[int, typer.Option(help="Wait until this many peers of the run are visible before training.")] = 1,
     peer_wait_timeout: Annotated[float, typer.Option(help="Seconds to wait for --expected-peers.")] = 120.0,
-    target_batch_size: Annotated[int, typer.Option(help="Samples the swarm accumulates per collaborative epoch.")] = 256,
+    target_batch_size: Annotated[int, typer.Option(help="Samples the swarm accumulates per collaborative epoch.")] = 128,
     batch_size: Annotated[int, typer.Option(help="Samples per local step.")] = 16,
     max_epochs: Annotated[int, typer.Option(help="Stop after this many collaborative epochs.")] = 60,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 3e-3,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 4e-3,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     threads: Annotated[int, typer.Option(help="torch CPU threads for this peer.")] = 1,
     n_layer: Annotated[int, typer.Option(help="Transformer blocks.")] = 4,
@@ -38,6 +38,7 @@ def start(
     averaging_timeout: Annotated[float, typer.Option(help="Seconds before an all-reduce round is abandoned.")] = 30.0,
     eval_every: Annotated[int, typer.Option(help="Evaluate held-out loss every N epochs (0: only at start and end).")] = 10,
     checkpoint: Annotated[Optional[Path], typer.Option(help="Checkpoint file; resumed from when present.")] = None,
+    shard_store: Annotated[Optional[Path], typer.Option(help="Train on the shards vetted for the run in this store.")] = None,
     fresh: Annotated[bool, typer.Option(help="Ignore (never delete) an existing checkpoint.")] = False,
     metrics: Annotated[Optional[Path], typer.Option(help="Append JSON-lines metrics here.")] = None,
     log_file: Annotated[Optional[Path], typer.Option(help="Write logs here instead of stderr.")] = None,
@@ -60,7 +61,7 @@ def start(
         train = TrainConfig(
             model=GPTConfig(n_layer=n_layer, n_embd=n_embd, block_size=block_size), batch_size=batch_size, lr=lr,
             max_epochs=max_epochs, device=device, threads=threads, eval_every=eval_every,
-            checkpoint_path=checkpoint, metrics_path=metrics, fresh=fresh,
+            checkpoint_path=checkpoint, metrics_path=metrics, fresh=fresh, shard_store=shard_store,
         )
         if progress:
             from node.cli.progress import PeerProgress

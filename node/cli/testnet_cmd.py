@@ -44,7 +44,7 @@ def up(
     epochs: Annotated[int, typer.Option(help="Collaborative epochs to train, then stop.")] = 60,
     run_dir: Annotated[Path, typer.Option(help="Run directory: per-peer logs, metrics, checkpoints, summary.json.")] = Path("runs/latest"),
     run_id: Annotated[str, typer.Option(help="Run id (DHT prefix).")] = "testnet",
-    target_batch_size: Annotated[int, typer.Option(help="Samples per collaborative epoch, over all peers.")] = 256,
+    target_batch_size: Annotated[int, typer.Option(help="Samples per collaborative epoch, over all peers.")] = 128,
     batch_size: Annotated[int, typer.Option(help="Samples per local step of each peer.")] = 16,
     n_layer: Annotated[int, typer.Option(help="Transformer blocks.")] = 4,
     n_embd: Annotated[int, typer.Option(help="Model width.")] = 256,

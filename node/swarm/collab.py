@@ -82,6 +82,7 @@ def make_optimizer(
         matchmaking_time=cfg.matchmaking_time,
         averaging_timeout=cfg.averaging_timeout,
         load_state_timeout=cfg.load_state_timeout,
+        average_state_every=cfg.average_state_every,
         # Parameters are averaged in the background so a slow peer does not stall the others' steps.
         delay_state_averaging=True,
         # Progress records of a dead peer expire after this, so survivors stop counting its samples.

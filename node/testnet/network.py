@@ -23,7 +23,7 @@ class TestnetConfig:
     peers: int = 3  # peer processes; each gets one torch thread
     run_id: str = "testnet"  # DHT prefix of the run
     epochs: int = 60  # collaborative epochs to train before the peers stop
-    target_batch_size: int = 256  # samples per collaborative epoch, summed over peers
+    target_batch_size: int = 128  # samples per collaborative epoch, summed over peers
     batch_size: int = 16  # samples per local step of each peer
     n_layer: int = 4
     n_embd: int = 256
@@ -31,6 +31,7 @@ class TestnetConfig:
     peer_wait_timeout: float = 120.0  # how long peers wait for each other at the start
     extra_args: tuple[str, ...] = ()  # further `hivenet node start` flags for every peer
     peer_env: dict[str, str] = field(default_factory=dict)  # extra environment for every peer
+    contributors: int = 3  # data contributors: the demo corpus is packed into one vetted shard each (0: raw corpus)
 
     __test__ = False  # not a pytest test class, despite the name
 
@@ -44,6 +45,11 @@ class Testnet:
         self.started_at = 0.0
         self.finished_at: float | None = None
         self.bootstrap = ""
+        self.shards: list[dict[str, Any]] = []
+
+    @property
+    def shard_store(self) -> Path:
+        return self.cfg.run_dir / "shards"
 
     def __enter__(self) -> "Testnet":
         self.start()
@@ -61,6 +67,8 @@ class Testnet:
             "--device", c.device, "--identity", str(self.cfg.run_dir / f"peer{index}" / "identity.key"),
             *c.extra_args,
         ]
+        if c.contributors > 0:
+            args += ["--shard-store", str(self.shard_store)]
         if index > 0:  # peers hold the same model after each round: one periodic evaluation is enough
             args += ["--eval-every", "0"]
         if index == 0:
@@ -70,6 +78,11 @@ class Testnet:
     def start(self) -> None:
         self.cfg.run_dir.mkdir(parents=True, exist_ok=True)
         self.started_at = time.time()
+        if self.cfg.contributors > 0:
+            from node.testnet.data import prepare_shards
+
+            self.shards = prepare_shards(self.shard_store, self.cfg.run_id, self.cfg.contributors)
+            (self.cfg.run_dir / "shards.json").write_text(json.dumps(self.shards, indent=2) + "\n")
         self.bootstrap = bootstrap_address(self.cfg.run_dir / "peer0", free_port())
         (self.cfg.run_dir / "bootstrap.txt").write_text(self.bootstrap + "\n")
         for i in range(self.cfg.peers):
@@ -110,7 +123,7 @@ class Testnet:
         last = [r["t"] for recs in per_peer.values() for r in recs if r["event"] in ("final", "stop")]
         train_s = max(last) - min(first) if first and last else None
         out = summarize(per_peer, wall_s=end - self.started_at, train_s=train_s)
-        out.update(peers=self.cfg.peers, run_id=self.cfg.run_id, failed_peers=self.failed_peers())
+        out.update(peers=self.cfg.peers, run_id=self.cfg.run_id, failed_peers=self.failed_peers(), shards=self.shards)
         return out
 
     def write_summary(self) -> dict[str, Any]:

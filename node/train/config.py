@@ -12,7 +12,7 @@ from node.train.model import GPTConfig
 class TrainConfig:
     model: GPTConfig = field(default_factory=GPTConfig)  # every peer of a run must use the same model config
     batch_size: int = 16  # samples per local step; peers may differ, the swarm's target batch is what counts
-    lr: float = 3e-3  # AdamW learning rate after warm-up, tuned for a global batch of ~256 x 128 bytes
+    lr: float = 4e-3  # AdamW learning rate after warm-up, tuned for a global batch of ~128 x 128 bytes
     warmup_epochs: int = 3  # collaborative epochs of linear warm-up; the scheduler follows the global epoch
     weight_decay: float = 0.01
     max_epochs: int = 60  # stop after this many collaborative epochs (optimizer steps of the swarm)
@@ -22,5 +22,6 @@ class TrainConfig:
     eval_windows: int = 64  # held-out windows per evaluation: enough for a stable estimate, cheap on a CPU
     checkpoint_path: Path | None = None  # written at every epoch boundary and on stop; resumed from on start
     metrics_path: Path | None = None  # JSON lines, one per event (start, epoch, stop), for the testnet and tests
+    shard_store: Path | None = None  # train on the shards vetted for the run in this store (default: the raw demo corpus)
     fresh: bool = False  # ignore (never delete) an existing checkpoint
     end_barrier_timeout: float = 60.0  # at the end, wait this long for the others to finish their last round

@@ -9,10 +9,12 @@ corpus, cut at a topic boundary, so no training window overlaps it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from protocol.assignment import assign_samples
+from protocol.errors import ConfigError
 from protocol.types import Epoch, PeerId, RunId
 
 
@@ -40,6 +42,25 @@ def demo_corpus(val_fraction: float = 0.1) -> Corpus:
         train.append(text)
         seen += len(text)
     raise ValueError("corpus too small to hold out a validation split")
+
+
+def vetted_corpus(store_root: Path, run_id: str, val: bytes) -> tuple[Corpus, list[str]]:
+    """Training text from the shards that passed vetting for ``run_id``; ``val`` stays the run's held-out split.
+
+    Returns the corpus and the ids of the shards it was built from. Shards that
+    failed or await review are never included, so they are never assigned.
+    """
+    from node.data.store import ShardStore, StoreConfig
+    from node.data.vetted import training_bytes, vetted_shards
+
+    store = ShardStore(StoreConfig(store_root))
+    shards = vetted_shards(store, run_id)
+    if not shards:
+        raise ConfigError(
+            f"no shard in {store_root} has passed vetting for run {run_id!r}; "
+            "add one with `hivenet shard add` and vet it with `hivenet shard vet`"
+        )
+    return Corpus(train=training_bytes(store, shards), val=val), [s.shard_id for s in shards]
 
 
 def windows(data: bytes, offsets: list[int], block_size: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -27,7 +27,7 @@ from node.swarm.config import SwarmConfig
 from node.swarm.dht import peer_id_of, start_dht, visible_maddrs
 from node.train.checkpoint import load_checkpoint, save_checkpoint
 from node.train.config import TrainConfig
-from node.train.data import Corpus, assigned_batch, demo_corpus, val_batches
+from node.train.data import Corpus, assigned_batch, demo_corpus, val_batches, vetted_corpus
 from node.train.model import GPT, build_model
 from protocol.errors import CheckpointError, ConfigError, PeersNotFound
 from protocol.types import Epoch, PeerId, RunId
@@ -95,7 +95,12 @@ class Trainer:
         on_status: Callable[[PeerStatus], None] = lambda s: None,
     ) -> None:
         self.swarm, self.cfg = swarm, train
-        self.corpus = corpus or demo_corpus()
+        self.shard_ids: list[str] = []
+        if corpus is None:
+            corpus = demo_corpus()
+            if train.shard_store is not None:  # the held-out split stays the run's; training text comes from vetted shards
+                corpus, self.shard_ids = vetted_corpus(train.shard_store, swarm.run_id, corpus.val)
+        self.corpus = corpus
         self.on_status = on_status
         self.status = PeerStatus()
         self.device = resolve_device(train.device)
@@ -143,6 +148,7 @@ class Trainer:
                 log.info("resumed from %s at epoch %d", self.cfg.checkpoint_path, opt.local_epoch)
             self._metric("start", epoch=opt.local_epoch, val_loss=evaluate(model, val, self.device),
                          resumed=self._resume is not None, device=str(self.device), params=model.num_params(),
+                         shards=self.shard_ids, train_bytes=len(self.corpus.train),
                          maddrs=self.status.maddrs)
             self._emit(stage="waiting-for-peers")
             barrier.wait_for_peers(dht, self.swarm.run_id, "start", self.swarm.expected_peers, self.swarm.peer_wait_timeout)
@@ -177,7 +183,7 @@ class Trainer:
         loss.backward()
         opt.step()
         opt.zero_grad()
-        return float(loss)
+        return loss.item()
 
     def _wait_until_tracker_sees_peers(self, opt: CollaborativeOptimizer, model: GPT, peer: PeerId) -> None:
         # The tracker publishes a peer only after it reported samples, so each peer takes one
