@@ -93,6 +93,7 @@ class Trainer:
         train: TrainConfig,
         corpus: Corpus | None = None,
         on_status: Callable[[PeerStatus], None] = lambda s: None,
+        on_event: Callable[[dict[str, Any]], None] = lambda e: None,
     ) -> None:
         self.swarm, self.cfg = swarm, train
         self.shard_ids: list[str] = []
@@ -102,6 +103,7 @@ class Trainer:
                 corpus, self.shard_ids = vetted_corpus(train.shard_store, swarm.run_id, corpus.val)
         self.corpus = corpus
         self.on_status = on_status
+        self.on_event = on_event  # every metrics record (start, epoch, final, stop), e.g. for telemetry
         self.status = PeerStatus()
         self.device = resolve_device(train.device)
         self._stop_requested = False
@@ -122,11 +124,11 @@ class Trainer:
         self.on_status(self.status)
 
     def _metric(self, event: str, **fields: Any) -> None:
-        if self.cfg.metrics_path is None:
-            return
         record = {"t": time.time(), "event": event, "peer": self.status.peer_id, **fields}
-        with open(self.cfg.metrics_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        self.on_event(record)
+        if self.cfg.metrics_path is not None:
+            with open(self.cfg.metrics_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
 
     def run(self) -> None:
         torch.set_num_threads(self.cfg.threads)
