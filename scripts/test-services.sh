@@ -5,3 +5,9 @@ cd "$(dirname "$0")/.."
 if [ -f contracts/package.json ]; then
     (cd contracts && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# mosquitto (Debian): the real MQTT broker of the telemetry tests (killed and restarted mid-run).
+if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
+    sudo_=""; [ "$(id -u)" -ne 0 ] && sudo_="sudo"
+    $sudo_ apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq mosquitto >/dev/null
+fi

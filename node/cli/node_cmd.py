@@ -2,75 +2,95 @@
 
     hivenet node start --run-id demo                       # first peer of a new swarm
     hivenet node start --run-id demo --initial-peers ADDR  # join through any running peer
+    hivenet node start --config hivenet.toml               # settings from `hivenet init`'s file
+
+Settings merge in this order: defaults < config file < HIVENET_<SECTION>_<KEY> < flags.
 """
 
 from __future__ import annotations
 
-import math
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from node.cli.common import graceful_signals, setup_logging, user_errors
+from node.cli.common import graceful_signals, user_errors
+from node.config import BY_DOTTED
 
 app = typer.Typer(no_args_is_help=True, help="Run a node (one training peer).")
 
 
+def _h(dotted: str) -> str:
+    """Flag help from the config key (one source of text and defaults), naming the key."""
+    key = BY_DOTTED[dotted]
+    default = "unset" if key.default is None else key.default
+    return f"{key.comment} [config {dotted}; default: {default}]"
+
+
 @app.command()
 def start(
-    run_id: Annotated[str, typer.Option(help="Training run to join; peers of other runs never average with this one.")] = "demo",
-    initial_peers: Annotated[Optional[list[str]], typer.Option("--initial-peers", help="Multiaddr of a running peer (repeatable).")] = None,
-    listen: Annotated[Optional[list[str]], typer.Option(help="Multiaddr to listen on (repeatable).")] = None,
-    identity: Annotated[Optional[Path], typer.Option(help="p2p identity key file, created if missing; keeps the peer id across restarts.")] = None,
-    expected_peers: Annotated[int, typer.Option(help="Wait until this many peers of the run are visible before training.")] = 1,
-    peer_wait_timeout: Annotated[float, typer.Option(help="Seconds to wait for --expected-peers.")] = 120.0,
-    target_batch_size: Annotated[int, typer.Option(help="Samples the swarm accumulates per collaborative epoch.")] = 128,
-    batch_size: Annotated[int, typer.Option(help="Samples per local step.")] = 16,
-    max_epochs: Annotated[int, typer.Option(help="Stop after this many collaborative epochs.")] = 60,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 4e-3,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
-    threads: Annotated[int, typer.Option(help="torch CPU threads for this peer.")] = 1,
-    n_layer: Annotated[int, typer.Option(help="Transformer blocks.")] = 4,
-    n_embd: Annotated[int, typer.Option(help="Model width.")] = 256,
-    block_size: Annotated[int, typer.Option(help="Context length in bytes.")] = 128,
-    matchmaking_time: Annotated[float, typer.Option(help="Seconds to gather an averaging group.")] = 4.0,
-    averaging_timeout: Annotated[float, typer.Option(help="Seconds before an all-reduce round is abandoned.")] = 30.0,
-    eval_every: Annotated[int, typer.Option(help="Evaluate held-out loss every N epochs (0: only at start and end).")] = 10,
-    checkpoint: Annotated[Optional[Path], typer.Option(help="Checkpoint file; resumed from when present.")] = None,
-    shard_store: Annotated[Optional[Path], typer.Option(help="Train on the shards vetted for the run in this store.")] = None,
-    fresh: Annotated[bool, typer.Option(help="Ignore (never delete) an existing checkpoint.")] = False,
-    metrics: Annotated[Optional[Path], typer.Option(help="Append JSON-lines metrics here.")] = None,
-    log_file: Annotated[Optional[Path], typer.Option(help="Write logs here instead of stderr.")] = None,
-    log_level: Annotated[str, typer.Option(help="DEBUG | INFO | WARNING")] = "INFO",
-    progress: Annotated[bool, typer.Option(help="Show a live progress line.")] = True,
+    config: Annotated[Optional[Path], typer.Option(help="TOML config file (see `hivenet init`); default: $HIVENET_CONFIG.")] = None,
+    run_id: Annotated[Optional[str], typer.Option(help=_h("swarm.run_id"))] = None,
+    initial_peers: Annotated[Optional[list[str]], typer.Option("--initial-peers", help=_h("swarm.initial_peers") + " (repeatable)")] = None,
+    listen: Annotated[Optional[list[str]], typer.Option(help=_h("swarm.listen") + " (repeatable)")] = None,
+    identity: Annotated[Optional[Path], typer.Option(help=_h("swarm.identity"))] = None,
+    expected_peers: Annotated[Optional[int], typer.Option(help=_h("swarm.expected_peers"))] = None,
+    peer_wait_timeout: Annotated[Optional[float], typer.Option(help=_h("swarm.peer_wait_timeout"))] = None,
+    target_batch_size: Annotated[Optional[int], typer.Option(help=_h("swarm.target_batch_size"))] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help=_h("train.batch_size"))] = None,
+    max_epochs: Annotated[Optional[int], typer.Option(help=_h("train.max_epochs"))] = None,
+    lr: Annotated[Optional[float], typer.Option(help=_h("train.lr"))] = None,
+    device: Annotated[Optional[str], typer.Option(help=_h("train.device"))] = None,
+    threads: Annotated[Optional[int], typer.Option(help=_h("train.threads"))] = None,
+    n_layer: Annotated[Optional[int], typer.Option(help=_h("train.n_layer"))] = None,
+    n_embd: Annotated[Optional[int], typer.Option(help=_h("train.n_embd"))] = None,
+    block_size: Annotated[Optional[int], typer.Option(help=_h("train.block_size"))] = None,
+    matchmaking_time: Annotated[Optional[float], typer.Option(help=_h("swarm.matchmaking_time"))] = None,
+    averaging_timeout: Annotated[Optional[float], typer.Option(help=_h("swarm.averaging_timeout"))] = None,
+    eval_every: Annotated[Optional[int], typer.Option(help=_h("train.eval_every"))] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(help=_h("train.checkpoint"))] = None,
+    shard_store: Annotated[Optional[Path], typer.Option(help=_h("train.shard_store"))] = None,
+    fresh: Annotated[Optional[bool], typer.Option("--fresh/--no-fresh", help=_h("train.fresh"))] = None,
+    metrics: Annotated[Optional[Path], typer.Option(help=_h("train.metrics"))] = None,
+    broker: Annotated[Optional[str], typer.Option(help=_h("telemetry.broker"))] = None,
+    status_listen: Annotated[Optional[str], typer.Option(help=_h("status.listen"))] = None,
+    status_url_file: Annotated[Optional[Path], typer.Option(help=_h("status.url_file"))] = None,
+    log_file: Annotated[Optional[Path], typer.Option(help=_h("log.file"))] = None,
+    log_level: Annotated[Optional[str], typer.Option(help=_h("log.level"))] = None,
+    log_json: Annotated[Optional[bool], typer.Option("--log-json/--no-log-json", help=_h("log.json"))] = None,
+    progress: Annotated[bool, typer.Option(help="Show a live progress line (off with --log-json).")] = True,
 ) -> None:
-    """Run one training peer in the foreground until --max-epochs or Ctrl-C (checkpoints on both)."""
-    setup_logging(log_level, str(log_file) if log_file else None)
-    with user_errors():
-        from node.swarm.config import SwarmConfig
-        from node.train.config import TrainConfig
-        from node.train.model import GPTConfig
-        from node.train.trainer import Trainer
+    """Run one training peer in the foreground until --max-epochs or Ctrl-C (checkpoints on both).
 
-        swarm = SwarmConfig(
-            run_id=run_id, listen=tuple(listen or ("/ip4/127.0.0.1/tcp/0",)), initial_peers=tuple(initial_peers or ()),
-            identity_path=identity, expected_peers=expected_peers, peer_wait_timeout=peer_wait_timeout,
-            target_batch_size=target_batch_size, matchmaking_time=matchmaking_time, averaging_timeout=averaging_timeout,
-        )
-        train = TrainConfig(
-            model=GPTConfig(n_layer=n_layer, n_embd=n_embd, block_size=block_size), batch_size=batch_size, lr=lr,
-            max_epochs=max_epochs, device=device, threads=threads, eval_every=eval_every,
-            checkpoint_path=checkpoint, metrics_path=metrics, fresh=fresh, shard_store=shard_store,
-        )
-        if progress:
+    The first SIGINT/SIGTERM stops gracefully (checkpoint, flush, leave; exit 0); a second one forces.
+    """
+    flags = {
+        "swarm.run_id": run_id, "swarm.initial_peers": initial_peers, "swarm.listen": listen, "swarm.identity": identity,
+        "swarm.expected_peers": expected_peers, "swarm.peer_wait_timeout": peer_wait_timeout,
+        "swarm.target_batch_size": target_batch_size, "swarm.matchmaking_time": matchmaking_time,
+        "swarm.averaging_timeout": averaging_timeout, "train.batch_size": batch_size, "train.max_epochs": max_epochs,
+        "train.lr": lr, "train.device": device, "train.threads": threads, "train.n_layer": n_layer, "train.n_embd": n_embd,
+        "train.block_size": block_size, "train.eval_every": eval_every, "train.checkpoint": checkpoint,
+        "train.shard_store": shard_store, "train.fresh": fresh, "train.metrics": metrics, "telemetry.broker": broker,
+        "status.listen": status_listen, "status.url_file": status_url_file, "log.file": log_file,
+        "log.level": log_level.upper() if log_level else None, "log.json": log_json,
+    }
+    with user_errors():
+        from node.config import config_path, load_config
+        from node.daemon import Daemon
+        from node.logfmt import setup_logging
+
+        cfg = load_config(config_path(config, os.environ), os.environ, flags)
+        setup_logging(cfg.log.level, str(cfg.log.file) if cfg.log.file else None, cfg.log.json)
+        if progress and not cfg.log.json:
             from node.cli.progress import PeerProgress
 
             display = PeerProgress()
-            trainer = Trainer(swarm, train, on_status=display.update)
-            with display, graceful_signals(trainer.request_stop):
-                trainer.run()
+            daemon = Daemon(cfg, on_status=display.update)
+            with display, graceful_signals(daemon.request_stop):
+                daemon.run()
         else:
-            trainer = Trainer(swarm, train)
-            with graceful_signals(trainer.request_stop):
-                trainer.run()
+            daemon = Daemon(cfg)
+            with graceful_signals(daemon.request_stop):
+                daemon.run()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -50,6 +50,7 @@ def up(
     n_embd: Annotated[int, typer.Option(help="Model width.")] = 256,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     timeout: Annotated[float, typer.Option(help="Stop everything after this many seconds.")] = 1800.0,
+    broker: Annotated[Optional[str], typer.Option(help='MQTT broker for telemetry (mqtt://host:port); default: an in-process amqtt broker; "" for none.')] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the summary as JSON.")] = False,
 ) -> None:
     """Start N peers, show them live, stop after --epochs (or Ctrl-C), and print the summary."""
@@ -57,13 +58,15 @@ def up(
 
     console = Console(stderr=as_json)
     cfg = TestnetConfig(run_dir=run_dir, peers=peers, run_id=run_id, epochs=epochs, target_batch_size=target_batch_size,
-                        batch_size=batch_size, n_layer=n_layer, n_embd=n_embd, device=device)
+                        batch_size=batch_size, n_layer=n_layer, n_embd=n_embd, device=device,
+                        broker=broker)
     stop = {"requested": False}
     with user_errors(), graceful_signals(lambda: stop.update(requested=True), "stopping the testnet"):
         net = Testnet(cfg)
         try:
             net.start()
-            console.print(f"testnet: {peers} peers, run dir {run_dir}, bootstrap {net.bootstrap}")
+            console.print(f"testnet: {peers} peers, run dir {run_dir}, bootstrap {net.bootstrap}, "
+                          f"telemetry {net.broker_url or 'off'} (watch: hivenet monitor --broker {net.broker_url} --run {run_id})")
             deadline = time.monotonic() + timeout
             with Live(_table(net), console=console, refresh_per_second=1) as live:
                 while not net.finished() and not stop["requested"] and time.monotonic() < deadline:

@@ -32,6 +32,9 @@ class TestnetConfig:
     extra_args: tuple[str, ...] = ()  # further `hivenet node start` flags for every peer
     peer_env: dict[str, str] = field(default_factory=dict)  # extra environment for every peer
     contributors: int = 3  # data contributors: the demo corpus is packed into one vetted shard each (0: raw corpus)
+    # MQTT broker for the peers' telemetry: None starts an in-process amqtt broker for the testnet's
+    # lifetime; a URL (mqtt://host:port, e.g. a mosquitto) is used as it is; "" turns telemetry off.
+    broker: str | None = None
 
     __test__ = False  # not a pytest test class, despite the name
 
@@ -46,6 +49,8 @@ class Testnet:
         self.finished_at: float | None = None
         self.bootstrap = ""
         self.shards: list[dict[str, Any]] = []
+        self.broker_url = ""  # the peers' --broker, once started
+        self._embedded_broker: Any = None
 
     @property
     def shard_store(self) -> Path:
@@ -65,6 +70,8 @@ class Testnet:
             "--max-epochs", str(c.epochs), "--target-batch-size", str(c.target_batch_size),
             "--batch-size", str(c.batch_size), "--n-layer", str(c.n_layer), "--n-embd", str(c.n_embd),
             "--device", c.device, "--identity", str(self.cfg.run_dir / f"peer{index}" / "identity.key"),
+            "--broker", self.broker_url, "--status-listen", "127.0.0.1:0",
+            "--status-url-file", str(self.cfg.run_dir / f"peer{index}" / "status.url"),
             *c.extra_args,
         ]
         if c.contributors > 0:
@@ -83,6 +90,15 @@ class Testnet:
 
             self.shards = prepare_shards(self.shard_store, self.cfg.run_id, self.cfg.contributors)
             (self.cfg.run_dir / "shards.json").write_text(json.dumps(self.shards, indent=2) + "\n")
+        if self.cfg.broker is None:
+            from node.telemetry.broker import EmbeddedBroker
+
+            self._embedded_broker = EmbeddedBroker()
+            self._embedded_broker.start()
+            self.broker_url = self._embedded_broker.url
+        else:
+            self.broker_url = self.cfg.broker
+        (self.cfg.run_dir / "broker.txt").write_text(self.broker_url + "\n")
         self.bootstrap = bootstrap_address(self.cfg.run_dir / "peer0", free_port())
         (self.cfg.run_dir / "bootstrap.txt").write_text(self.bootstrap + "\n")
         for i in range(self.cfg.peers):
@@ -113,6 +129,9 @@ class Testnet:
             p.signal(15)
         for p in self.peers:
             p.stop(timeout)
+        if self._embedded_broker is not None:  # after the peers: their last status still reaches it
+            self._embedded_broker.stop()
+            self._embedded_broker = None
         if self.finished_at is None:
             self.finished_at = time.time()
 

@@ -1,0 +1,125 @@
+"""A node's lifecycle: start -> run -> graceful stop, with its stage reported everywhere.
+
+    daemon = Daemon(load_config(path, os.environ, flags))
+    with graceful_signals(daemon.request_stop):   # the CLI installs SIGINT/SIGTERM handlers
+        daemon.run()
+
+Start: the side-loop comes up first (status endpoint, telemetry), so a node that fails
+later still says why on /status and MQTT. Run: the trainer blocks the main thread.
+Stop (first SIGINT/SIGTERM): the trainer finishes its step, writes its checkpoint and
+leaves the DHT; then the flush hooks run (receipts, ledger outbox) and telemetry sends
+what it holds (a few seconds at most) before the process exits 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from node.config import NodeConfig
+from node.peer_key import ensure_key_file
+from node.sideloop import SideLoop
+from node.telemetry.http import StatusServer
+from node.telemetry.publisher import TelemetryPublisher
+from node.telemetry.state import DaemonStage, NodeState
+from protocol.errors import HivenetError
+
+log = logging.getLogger(__name__)
+
+FLUSH_TIMEOUT_S = 3.0  # telemetry's last words may take this long; SIGTERM-to-exit must stay well under 10 s
+
+
+class Daemon:
+    def __init__(self, cfg: NodeConfig, on_status: Callable[[Any], None] | None = None) -> None:
+        self.cfg = cfg
+        self.state = NodeState(cfg.swarm.run_id)
+        self.stage = DaemonStage.STARTING
+        self._extra_status = on_status  # e.g. the terminal progress line
+        self._trainer: Any = None
+        self._stop_requested = False
+        # Called in the main thread after training ends, before telemetry flushes: receipts, ledger outbox.
+        self.flushers: list[tuple[str, Callable[[], None]]] = []
+        self.publisher = TelemetryPublisher(cfg.telemetry, self.state) if cfg.telemetry.broker else None
+        self.server = StatusServer(cfg.http, self.state) if cfg.http.listen else None
+        self.side = SideLoop(setup=self._open, services=[self.publisher.run] if self.publisher else [], teardown=self._close)
+        self.stopped_at: float | None = None
+
+    # -- side-loop services ---------------------------------------------------------------
+
+    async def _open(self) -> None:
+        if self.server is not None:
+            await self.server.start()
+
+    async def _close(self) -> None:
+        if self.publisher is not None:
+            flushed = await self.publisher.flush(FLUSH_TIMEOUT_S)
+            log.info("telemetry %s", "flushed" if flushed else "not flushed (no broker connected)")
+        if self.server is not None:
+            await self.server.close()
+
+    # -- main thread ----------------------------------------------------------------------
+
+    def _set_stage(self, stage: DaemonStage, error: str | None = None) -> None:
+        self.stage = stage
+        log.info("node %s%s", stage.value, f": {error}" if error else "")
+        self.side.call(self.state.set_stage, stage, error)
+
+    def _on_status(self, status: Any) -> None:
+        self.side.call(self.state.on_trainer_status, dataclasses.asdict(status))
+        if self._extra_status is not None:
+            self._extra_status(status)
+
+    def _on_event(self, record: dict[str, Any]) -> None:
+        self.side.call(self.state.on_metrics, dict(record))
+
+    def request_stop(self) -> None:
+        """Graceful stop (first SIGINT/SIGTERM): the trainer checkpoints and leaves at its next step."""
+        if self._stop_requested:
+            return
+        self._stop_requested = True
+        self._set_stage(DaemonStage.STOPPING)
+        if self._trainer is not None:
+            self._trainer.request_stop()
+
+    def run(self) -> None:
+        """Blocks until training ends or a stop is asked; raises (after reporting it) when the node fails."""
+        self.side.start()  # a taken status port fails here, before any model is built
+        try:
+            self._run_trainer()
+        except BaseException as e:
+            reason = str(e) if isinstance(e, HivenetError) else f"{type(e).__name__}: {e}"
+            self._set_stage(DaemonStage.FAILED, reason if not isinstance(e, KeyboardInterrupt) else "forced stop")
+            self._stop_side()
+            raise
+        self._flush()
+        self._set_stage(DaemonStage.STOPPED)
+        self._stop_side()
+
+    def _run_trainer(self) -> None:
+        swarm = self.cfg.swarm
+        if swarm.identity_path is not None:  # name the peer before torch loads: a monitor sees it start at once
+            peer = ensure_key_file(swarm.identity_path)
+            if peer:
+                self.side.call(self.state.on_trainer_status, {"stage": "starting", "peer_id": peer})
+        from node.train.trainer import Trainer  # torch and hivemind load here, after the endpoint is up
+
+
+        self._trainer = Trainer(self.cfg.swarm, self.cfg.train(), on_status=self._on_status, on_event=self._on_event)
+        if self._stop_requested:
+            return
+        self._set_stage(DaemonStage.RUNNING)
+        self._trainer.run()
+
+    def _flush(self) -> None:
+        for name, flush in self.flushers:
+            started = time.monotonic()
+            flush()
+            log.info("flushed %s in %.2f s", name, time.monotonic() - started)
+
+    def _stop_side(self) -> None:
+        if not self.side.stop(timeout=FLUSH_TIMEOUT_S + 2):
+            log.warning("side services did not stop in time; exiting anyway")
+        self.stopped_at = time.time()
