@@ -25,3 +25,6 @@ class TrainConfig:
     shard_store: Path | None = None  # train on the shards vetted for the run in this store (default: the raw demo corpus)
     fresh: bool = False  # ignore (never delete) an existing checkpoint
     end_barrier_timeout: float = 60.0  # at the end, wait this long for the others to finish their last round
+    keystore: Path | None = None  # sign work receipts with this keystore's Ethereum account (None: no receipts)
+    password_file: Path | None = None  # file holding the keystore password (first line)
+    snapshot_dir: Path | None = None  # epoch-start parameters for validators, content-addressed (see node.train.sketch)

@@ -29,6 +29,7 @@ from node.train.checkpoint import load_checkpoint, save_checkpoint
 from node.train.config import TrainConfig
 from node.train.data import Corpus, assigned_batch, demo_corpus, val_batches, vetted_corpus
 from node.train.model import GPT, build_model
+from node.train.sketch import make_recorder
 from protocol.errors import CheckpointError, ConfigError, PeersNotFound
 from protocol.types import Epoch, PeerId, RunId
 
@@ -107,6 +108,7 @@ class Trainer:
         self.status = PeerStatus()
         self.device = resolve_device(train.device)
         self._stop_requested = False
+        self.work: Any = None  # node.train.sketch.WorkRecorder when the peer signs receipts (train.keystore set)
         # Fail before joining the swarm: a corrupt checkpoint must stop the start, not be overwritten.
         self._resume = None if train.fresh or train.checkpoint_path is None else load_checkpoint(train.checkpoint_path)
         if self._resume is not None and self._resume.get("run_id") != swarm.run_id:
@@ -143,6 +145,9 @@ class Trainer:
         try:
             peer = peer_id_of(dht)
             self._emit(peer_id=peer, maddrs=visible_maddrs(dht))
+            self.work = make_recorder(dht, self.swarm.run_id, peer, self.cfg.batch_size, self.cfg.model.block_size,
+                                      self.corpus, self.cfg.shard_store, self.cfg.keystore, self.cfg.password_file,
+                                      self.cfg.snapshot_dir)
             log.info("peer %s listening on %s", peer, " ".join(self.status.maddrs))
             opt = self._make_optimizer(dht, model)
             if self._resume is not None:
@@ -178,11 +183,14 @@ class Trainer:
         )
 
     def _local_step(self, opt: CollaborativeOptimizer, model: GPT, peer: PeerId, step: int) -> float:
-        x, y = assigned_batch(self.corpus, RunId(self.swarm.run_id), Epoch(opt.local_epoch), peer, step,
+        epoch = opt.local_epoch
+        x, y = assigned_batch(self.corpus, RunId(self.swarm.run_id), Epoch(epoch), peer, step,
                               self.cfg.batch_size, self.cfg.model.block_size)
         _, loss = model(x.to(self.device), y.to(self.device))
         assert loss is not None
         loss.backward()
+        if self.work is not None:  # receipts: sketch this step's gradient (before the optimizer sees it)
+            self.work.on_step(epoch, step, model)
         opt.step()
         opt.zero_grad()
         return loss.item()
@@ -220,6 +228,8 @@ class Trainer:
 
     def _end_epoch(self, dht: Any, opt: CollaborativeOptimizer, model: GPT, val: list, epoch: int, steps: int,
                    losses: list[float], samples: int, started: float) -> None:
+        if self.work is not None:
+            self.work.on_epoch_end(epoch)
         rnd = opt.last_round
         averaged_here = rnd is not None and rnd.epoch == epoch
         new_epoch = opt.local_epoch

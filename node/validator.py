@@ -1,0 +1,177 @@
+"""The validator: collects receipts from the DHT, spot-checks them, settles each epoch on the ledger.
+
+    hivenet validator run --run-id demo --initial-peers ADDR --snapshot-dir runs/x/snapshots \\
+        --shard-store runs/x/shards --rpc http://127.0.0.1:8545 --deployment deployment.json ...
+
+Per epoch ``e`` (processed once receipts of ``e + 1`` appear, or when told the trainers are
+done): receipts -> ``node.validation.checker`` verdicts -> ``node.validation.settlement``
+rewards and cumulative root -> ``LedgerClient.post_epoch`` (mode ``settle``), or, in mode
+``watch``, a comparison with the root another validator posted and ``dispute_epoch`` when
+they differ, inside the challenge window. Posted epochs whose window has passed are
+finalized. The validator needs what trainers have: the run's corpus (same shard store),
+the model config, and the epoch-start parameter snapshots (``snapshot_dir``): it keeps no
+replica of its own; it trusts a snapshot only for the hash a receipt names, and only
+within ``param_tol`` of the parameters most receipts of the epoch name.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from node.train.data import Corpus, demo_corpus, vetted_corpus
+from node.train.model import GPTConfig
+from node.train.sketch import shard_layout
+from node.validation.checker import DEFAULT_PARAM_TOL, DEFAULT_TOL, CheckerConfig, ReceiptChecker
+from node.validation.settlement import EpochSettlement, RewardBook, dispute_reason, save
+from protocol.errors import ContractRevert
+from protocol.receipts import CorpusLayout, EpochRules, SignedReceipt
+from protocol.rewards_tree import RewardsTree
+from protocol.scoring import ProportionalPolicy
+from protocol.types import Epoch, RunId
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ValidatorConfig:
+    run_id: str
+    model: GPTConfig  # the run's model config
+    snapshot_dir: Path  # where trainers write epoch-start parameters
+    out_dir: Path  # rewards and verdict files
+    shard_store: Path | None = None  # the run's vetted shards (None: the demo corpus, no data rewards)
+    owners: dict[str, str] = field(default_factory=dict)  # shard id -> owner address, paid for data
+    target_batch_size: int = 128  # the swarm's samples per epoch; one receipt may claim at most twice this
+    p: float = 1.0  # fraction of receipts recomputed
+    tol: float = DEFAULT_TOL  # relative sketch error accepted
+    param_tol: float = DEFAULT_PARAM_TOL
+    emission: int = 1000 * 10**18  # tokens per epoch
+    compute_bps: int = 7000  # compute's share of an epoch's tokens; data owners get the rest
+    mode: str = "settle"  # settle: post roots | watch: recompute and dispute roots that differ
+    challenge_window_s: int = 3600  # must match the deployment's; finalization waits this long
+    poll_s: float = 1.0  # DHT polling period
+    corrupt_root: bool = False  # testing only: post a root that overpays this validator (watchers must dispute it)
+
+
+class Validator:
+    def __init__(self, cfg: ValidatorConfig, fetch: Callable[[int], list[SignedReceipt]], client: Any = None,
+                 corpus: Corpus | None = None) -> None:
+        self.cfg, self.fetch, self.client = cfg, fetch, client
+        if corpus is None:
+            corpus = demo_corpus()
+            if cfg.shard_store is not None:
+                corpus, _ = vetted_corpus(cfg.shard_store, cfg.run_id, corpus.val)
+        self.corpus = corpus
+        self.layout = shard_layout(cfg.shard_store, cfg.run_id, corpus) if cfg.shard_store is not None else CorpusLayout()
+        self.checker = ReceiptChecker(
+            CheckerConfig(model=cfg.model, snapshot_dir=cfg.snapshot_dir, tol=cfg.tol, param_tol=cfg.param_tol), corpus)
+        self.book = RewardBook(cfg.run_id, ProportionalPolicy(cfg.compute_bps), cfg.emission, dict(cfg.owners))
+        self.cache: dict[int, dict[bytes, SignedReceipt]] = {}
+        self.next_epoch = 0
+        self.posted: list[int] = []  # ledger epochs this validator posted, not yet final
+        self.disputed: list[int] = []  # ledger epochs this validator disputed
+
+    # -- receipts -----------------------------------------------------------------------
+
+    def poll(self, ahead: int = 3) -> None:
+        """Fetches receipts of the next few epochs into the cache (the DHT forgets; the cache does not)."""
+        for epoch in range(self.next_epoch, self.next_epoch + ahead):
+            for signed in self.fetch(epoch):
+                self.cache.setdefault(epoch, {})[signed.receipt.digest() + signed.signature] = signed
+
+    def rules(self, epoch: int) -> EpochRules:
+        return EpochRules(RunId(self.cfg.run_id), Epoch(epoch), self.corpus.n_train_samples(self.cfg.model.block_size),
+                          max_samples=2 * self.cfg.target_batch_size, layout=self.layout)
+
+    def process(self, epoch: int) -> EpochSettlement:
+        receipts = list(self.cache.get(epoch, {}).values())
+        verdicts = self.checker.check_epoch(receipts, self.rules(epoch), seed=self.book.seed, p=self.cfg.p)
+        s = self.book.settle(epoch, verdicts)
+        save(self.cfg.out_dir, s)
+        rejected = sum(not v.accepted for v in verdicts)
+        log.info("epoch %d: %d receipts, %d rejected, rewards %s", epoch, len(verdicts), rejected, s.rewards)
+        if self.client is not None and s.tree is not None:
+            self._to_chain(s)
+        self.next_epoch = epoch + 1
+        return s
+
+    def settle_ready(self, final: bool = False) -> list[EpochSettlement]:
+        """Settles every epoch whose receipts are complete (``final``: the trainers are done)."""
+        done = []
+        while True:
+            e = self.next_epoch
+            later = any(self.cache.get(x) for x in self.cache if x > e)
+            if not (later or (final and self.cache.get(e))):
+                return done
+            done.append(self.process(e))
+
+    # -- chain --------------------------------------------------------------------------
+
+    def _to_chain(self, s: EpochSettlement) -> None:
+        assert s.tree is not None and self.client is not None
+        if self.cfg.mode == "settle":
+            tree = s.tree
+            if self.cfg.corrupt_root:
+                me = self.client.address.lower()
+                tree = RewardsTree.build({**s.cumulative, me: s.cumulative.get(me, 0) + self.cfg.emission})
+            self.client.post_epoch(s.ledger_epoch, tree.root, tree.total)
+            self.posted.append(s.ledger_epoch)
+            return
+        self.watch(s)
+
+    def watch(self, s: EpochSettlement, wait_s: float = 0.0) -> bool:
+        """Disputes the posted root of ``s``'s epoch if it differs from ours; True when it disputed."""
+        assert self.client is not None and s.root is not None
+        deadline = time.monotonic() + wait_s
+        record = self.client.epoch_record(s.ledger_epoch)
+        while record["posted_at"] == 0 and time.monotonic() < deadline:
+            time.sleep(self.cfg.poll_s)
+            record = self.client.epoch_record(s.ledger_epoch)
+        if record["posted_at"] == 0 or record["disputed"] or record["root"] == s.root:
+            return False
+        log.warning("ledger epoch %d: posted root %s differs from ours %s; disputing", s.ledger_epoch,
+                    record["root"].hex()[:16], s.root.hex()[:16])
+        self.client.dispute_epoch(s.ledger_epoch, dispute_reason(s.root))
+        self.disputed.append(s.ledger_epoch)
+        return True
+
+    def finalize_due(self) -> list[int]:
+        """Finalizes the posted epochs whose challenge window has passed without a dispute."""
+        if self.client is None or not self.posted:
+            return []
+        now = self.client.chain.timestamp()
+        done = []
+        for ledger_epoch in list(self.posted):
+            record = self.client.epoch_record(ledger_epoch)
+            if record["disputed"]:
+                self.posted.remove(ledger_epoch)
+                continue
+            if now < record["posted_at"] + self.cfg.challenge_window_s:
+                break
+            try:
+                self.client.finalize_epoch(ledger_epoch)
+                done.append(ledger_epoch)
+            except ContractRevert as e:
+                log.warning("finalizing ledger epoch %d: %s", ledger_epoch, e)
+            self.posted.remove(ledger_epoch)
+        return done
+
+    # -- loop ---------------------------------------------------------------------------
+
+    def run(self, stop: Callable[[], bool], trainers_done: Callable[[], bool], timeout_s: float) -> None:
+        """Polls, settles and finalizes until ``stop()``, or until the trainers are done and all is settled."""
+        deadline = time.monotonic() + timeout_s
+        while not stop() and time.monotonic() < deadline:
+            done = trainers_done()
+            self.poll()
+            self.settle_ready(final=done)
+            self.finalize_due()
+            if done:
+                self.poll()
+                self.settle_ready(final=True)
+                return
+            time.sleep(self.cfg.poll_s)
