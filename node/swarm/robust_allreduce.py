@@ -1,0 +1,183 @@
+"""hivemind's butterfly all-reduce with a robust reduce step.
+
+In hivemind's all-reduce every peer is the reducer of one partition of the
+flat gradient: each sender streams it the matching parts, the reducer's
+``TensorPartReducer`` keeps a running weighted sum, and once every sender's
+part is in, it returns ``sum / total weight`` to all of them. Here the reducer
+keeps every sender's part instead and combines them with the configured
+``Aggregator`` (CenteredClip by default), with self-reported weights clamped so
+that no sender has more than 1/n of the say. Nothing else of the protocol
+changes: wire format, matchmaking, timeouts and bans are hivemind's.
+
+Classes are subclasses, never copies of the package: ``RobustTensorPartReducer``
+(a drop-in reducer), ``RobustAllReduceRunner`` (swaps its reducer in),
+``RobustGradientAverager`` (runs that runner and transforms what this peer
+sends: worker momentum, and in tests an attack). Hand it to
+``hivemind.Optimizer(grad_averager_factory=...)``; ``make_optimizer`` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+import torch
+from hivemind.averaging.allreduce import AllReduceRunner, AveragingMode
+from hivemind.averaging.partition import TensorPartReducer
+from hivemind.optim.grad_averager import GradientAverager
+from hivemind.proto import averaging_pb2
+from hivemind.utils import get_dht_time
+from hivemind.utils.asyncio import as_aiter, azip
+
+from node.swarm.robust import Aggregator
+
+# What a peer sends instead of its accumulated gradients (momentum, attacks); returns new tensors.
+GradientTransform = Callable[[Sequence[torch.Tensor]], list[torch.Tensor]]
+
+
+class _PartCollector:
+    """Takes the place of the reducer's running sum: keeps each sender's part, aggregates when asked.
+
+    ``TensorPartReducer`` calls ``accumulator.add_(part, alpha=weight)`` per sender and
+    ``accumulator.div_(total_weight)`` once all are in; those are the only two uses.
+    """
+
+    def __init__(self, shape: torch.Size, aggregator: Aggregator) -> None:
+        self.shape, self.aggregator = shape, aggregator
+        self.parts: list[torch.Tensor] = []
+        self.weights: list[float] = []
+
+    def add_(self, part: torch.Tensor, alpha: float = 1.0) -> "_PartCollector":
+        self.parts.append(part.reshape(self.shape).to(torch.float32))
+        self.weights.append(float(alpha))
+        return self
+
+    def div_(self, denominator: float) -> torch.Tensor:
+        if not self.parts:  # every sender of this part failed: nothing to aggregate (hivemind would give 0/0)
+            return torch.zeros(self.shape)
+        stacked = torch.stack(self.parts)
+        return self.aggregator.aggregate(stacked, torch.tensor(self.weights)).reshape(self.shape)
+
+
+class RobustTensorPartReducer(TensorPartReducer):
+    """A ``TensorPartReducer`` whose result per part is ``aggregator(parts of every sender)``."""
+
+    def __init__(self, part_shapes: Sequence[torch.Size], num_senders: int, aggregator: Aggregator) -> None:
+        self.aggregator = aggregator  # set first: the base __init__ calls reset_accumulators
+        super().__init__(part_shapes, num_senders)
+
+    def reset_accumulators(self) -> None:
+        super().reset_accumulators()
+        if not self.finished.is_set():
+            self.accumulator = _PartCollector(self.part_shapes[self.current_part_index], self.aggregator)  # type: ignore[assignment]
+
+
+class RobustAllReduceRunner(AllReduceRunner):
+    """hivemind's ``AllReduceRunner`` reducing its partition with ``aggregator``.
+
+    ``send_delay`` (seconds before each part this peer sends) exists for fault-injection tests
+    that need a round long enough to kill a peer in the middle of it; it is 0 in production.
+    """
+
+    def __init__(self, *, aggregator: Aggregator, send_delay: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        plain = self.tensor_part_reducer
+        self.tensor_part_reducer = RobustTensorPartReducer(plain.part_shapes, plain.num_senders, aggregator)
+        plain.finished.set()  # retire the unused plain reducer quietly (its finalize would log "received 0%")
+        self.send_delay = send_delay
+
+    async def _generate_input_for_peer(self, peer_index: int) -> AsyncIterator[averaging_pb2.AveragingData]:
+        async for message in super()._generate_input_for_peer(peer_index):
+            if self.send_delay > 0:
+                await asyncio.sleep(self.send_delay)
+            yield message
+
+
+class RobustGradientAverager(GradientAverager):
+    """``GradientAverager`` that reduces with ``aggregator`` and sends ``transform(accumulated gradients)``.
+
+    The all-reduce runs in the averager's own process (forked at construction), so the
+    aggregator must be set before ``super().__init__`` starts it.
+    """
+
+    def __init__(
+        self,
+        parameters: Any,
+        *,
+        aggregator: Aggregator,
+        transform: GradientTransform | None = None,
+        send_delay: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        self.aggregator, self.transform, self.send_delay = aggregator, transform, send_delay
+        self.last_sent: list[torch.Tensor] = []  # what this peer contributed to the latest round (main process)
+        super().__init__(parameters, **kwargs)
+
+    @torch.no_grad()
+    def load_accumulators_into_averager_(self) -> None:
+        super().load_accumulators_into_averager_()
+        with self.get_tensors() as tensors:
+            if self.transform is not None:
+                for tensor, sent in zip(tensors, self.transform(tensors)):
+                    tensor.copy_(sent)
+            self.last_sent = [t.detach().clone() for t in tensors]
+
+    async def _run_allreduce_inplace_(
+        self, tensors: Sequence[torch.Tensor], group_info: Any, group_id: bytes | None = None, **kwargs: Any
+    ) -> None:
+        # hivemind's method with the runner class swapped; the rest is unchanged.
+        group_id = group_info.group_id if group_id is None else group_id
+        runner = RobustAllReduceRunner(
+            aggregator=self.aggregator, send_delay=self.send_delay,
+            p2p=self._p2p, servicer_type=type(self), prefix=self.prefix, tensors=tensors,
+            group_id=group_id, ordered_peer_ids=group_info.peer_ids, **kwargs,
+        )
+        assert group_id in self._running_groups, f"Group id {group_id} was not registered in _register_allreduce_group"
+        self._running_groups[group_id].set_result(runner)
+        if runner.modes[group_info.peer_ids.index(self.peer_id)] != AveragingMode.AUX:
+            async for tensor, update in azip(as_aiter(*tensors), runner):
+                tensor.add_(update, alpha=self._averaging_alpha)
+                self.last_updated = get_dht_time()
+                self._state_updated.set()
+        else:
+            async for _ in runner:
+                raise ValueError("aux peers should not receive averaged tensors")
+
+
+class WorkerMomentum:
+    """Send ``m <- beta * m + (1 - beta) * g`` instead of ``g`` (momentum before aggregation).
+
+    Robust rules compare senders; momentum averages each honest sender's noise over
+    ~1/(1-beta) rounds, so honest vectors cluster and outliers stand out
+    (Karimireddy et al. 2021).
+    """
+
+    def __init__(self, beta: float) -> None:
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f"worker momentum must be in [0, 1), got {beta}")
+        self.beta = beta
+        self.buffers: list[torch.Tensor] | None = None
+
+    def __call__(self, grads: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        if self.buffers is None:
+            self.buffers = [g.detach().clone() for g in grads]  # start at the first gradient, not at zero
+        else:
+            for m, g in zip(self.buffers, grads):
+                m.mul_(self.beta).add_(g, alpha=1.0 - self.beta)
+        return [m.clone() for m in self.buffers]
+
+
+def chain(*transforms: GradientTransform | None) -> GradientTransform | None:
+    """Apply ``transforms`` left to right (None entries skipped); None when there are none."""
+    steps = [t for t in transforms if t is not None]
+    if not steps:
+        return None
+
+    def apply(grads: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        out = list(grads)
+        for step in steps:
+            out = step(out)
+        return out
+
+    return apply

@@ -1,0 +1,88 @@
+"""The robust reducer inside hivemind's real all-reduce protocol: 4 runners over 4 p2p daemons.
+
+Runner level (one event loop, one p2pd per peer), as hivemind's own all-reduce tests do; the full
+optimizer runs only in separate processes (tests/robust/test_swarm_robust.py).
+"""
+
+import asyncio
+
+import pytest
+import torch
+from hivemind.averaging.allreduce import AveragingMode
+from hivemind.p2p import P2P
+
+from node.swarm.robust import CenteredClipAggregator, MeanAggregator, make_aggregator
+from node.swarm.robust_allreduce import RobustAllReduceRunner, WorkerMomentum, chain
+
+
+async def _allreduce(tensors_by_peer, aggregator, weights=None, part_size_bytes=2**12):
+    p2ps = [await P2P.create()]
+    maddrs = await p2ps[0].get_visible_maddrs()
+    p2ps += await asyncio.gather(*[P2P.create(initial_peers=maddrs) for _ in tensors_by_peer[1:]])
+    try:
+        peers = [p.peer_id for p in p2ps]
+        runners = []
+        for i, p2p in enumerate(p2ps):
+            runner = RobustAllReduceRunner(
+                aggregator=aggregator, p2p=p2p, servicer_type=RobustAllReduceRunner, prefix=None, group_id=b"g",
+                tensors=[t.clone() for t in tensors_by_peer[i]], weight=None if weights is None else weights[i],
+                ordered_peer_ids=peers, peer_fractions=(1.0,) * len(p2ps), modes=[AveragingMode.NODE] * len(p2ps),
+                part_size_bytes=part_size_bytes,
+            )
+            await runner.add_p2p_handlers(p2p)
+            runners.append(runner)
+
+        async def run(runner):
+            index = 0
+            async for delta in runner:
+                runner.tensor_part_container.local_tensors[index].add_(delta)
+                index += 1
+
+        await asyncio.wait_for(asyncio.gather(*map(run, runners)), timeout=60)
+        return [[t.clone() for t in r.tensor_part_container.local_tensors] for r in runners]
+    finally:
+        await asyncio.gather(*[p.shutdown() for p in p2ps])
+
+
+def _peers(seed=0, n=4):
+    gen = torch.Generator().manual_seed(seed)
+    base = [torch.randn(3000, generator=gen), torch.randn(40, 25, generator=gen)]
+    return [[b + 0.1 * torch.randn(b.shape, generator=gen) for b in base] for _ in range(n)]
+
+
+@pytest.mark.parametrize("name", ["median", "trimmed-mean", "mean"])
+def test_every_peer_receives_the_aggregate_of_all_senders(name):
+    tensors = _peers()
+    results = asyncio.run(_allreduce(tensors, make_aggregator(name)))
+    agg = make_aggregator(name)
+    expected = [agg.aggregate(torch.stack([p[k] for p in tensors]), torch.ones(4)) for k in range(2)]
+    for result in results:  # coordinate-wise rules: aggregating part by part equals aggregating whole tensors
+        for got, want in zip(result, expected):
+            assert float((got - want).abs().max()) <= 1e-5
+
+
+def test_a_sign_flipping_sender_ruins_the_mean_but_not_centered_clip():
+    tensors = _peers(seed=1)
+    tensors[3] = [-1000 * t for t in tensors[3]]
+    honest_mean = [torch.stack([p[k] for p in tensors[:3]]).mean(0) for k in range(2)]
+
+    def error(results):
+        flat = torch.cat([t.flatten() for t in results[0]])
+        return float((flat - torch.cat([t.flatten() for t in honest_mean])).norm() / flat.numel() ** 0.5)
+
+    robust = asyncio.run(_allreduce(tensors, CenteredClipAggregator(), weights=[8.0, 8.0, 8.0, 1e9]))
+    plain = asyncio.run(_allreduce(tensors, MeanAggregator(), weights=[8.0, 8.0, 8.0, 1e9]))
+    for result in robust[1:3]:  # every honest peer holds the same robust result (the attacker's own copy
+        # differs by float32 round-off: it adds the delta back to its 1000x-sized local tensor)
+        assert max(float((a - b).abs().max()) for a, b in zip(result, robust[0])) <= 1e-5
+    assert error(robust) < 0.1  # per-coordinate RMS error; the honest spread is 0.1
+    assert error(plain) > 100  # the attacker's weight was clamped to 1/4, and -1000x is still ruinous
+
+
+def test_worker_momentum_sends_the_running_average_of_gradients():
+    momentum = chain(None, WorkerMomentum(0.5))
+    assert momentum is not None
+    first = momentum([torch.tensor([2.0])])
+    second = momentum([torch.tensor([4.0])])
+    assert float(first[0]) == 2.0 and float(second[0]) == 3.0
+    assert chain(None, None) is None
