@@ -19,9 +19,9 @@ OWNERS = {"aa" * 32: "0x" + "d1" * 20, "bb" * 32: "0x" + "d2" * 20}
 EMISSION = 1000 * 10**18
 
 
-def validator(tmp: Path, receipts, p: float = 1.0, client=None, **kw) -> Validator:
+def validator(tmp: Path, receipts, p: float = 1.0, client=None, snap: Path | None = None, **kw) -> Validator:
     corpus, layout = small_corpus()
-    cfg = ValidatorConfig(RUN, TINY, tmp / "snap", tmp / "out", owners=OWNERS, target_batch_size=64, p=p,
+    cfg = ValidatorConfig(RUN, TINY, snap or tmp / "snap", tmp / "out", owners=OWNERS, target_batch_size=64, p=p,
                           emission=EMISSION, **kw)
     v = Validator(cfg, fetch=lambda e: receipts.get(e, []), client=client, corpus=corpus)
     v.layout = layout
