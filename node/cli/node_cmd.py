@@ -59,7 +59,17 @@ def start(
     log_file: Annotated[Optional[Path], typer.Option(help=_h("log.file"))] = None,
     log_level: Annotated[Optional[str], typer.Option(help=_h("log.level"))] = None,
     log_json: Annotated[Optional[bool], typer.Option("--log-json/--no-log-json", help=_h("log.json"))] = None,
+    keystore: Annotated[Optional[Path], typer.Option(help="Sign work receipts with this keystore's Ethereum account (the reward address); off when unset.")] = None,
+    password_file: Annotated[Optional[Path], typer.Option(help="File holding the keystore password.")] = None,
+    snapshot_dir: Annotated[Optional[Path], typer.Option(help="Write epoch-start parameters here for validators (content-addressed).")] = None,
     progress: Annotated[bool, typer.Option(help="Show a live progress line (off with --log-json).")] = True,
+    aggregator: Annotated[Optional[str], typer.Option(help="How gradients are combined: centered-clip (default, robust) | trimmed-mean | median | mean.")] = None,
+    worker_momentum: Annotated[Optional[float], typer.Option(help="Send momentum b*m+(1-b)*g instead of the gradient (0: off); helps robust aggregators.")] = None,
+    # Testing faults: hidden, and refused outside `hivenet testnet up` (see node.testnet.attacks).
+    attack: Annotated[Optional[str], typer.Option(hidden=True)] = None,
+    slowdown: Annotated[Optional[float], typer.Option(hidden=True)] = None,
+    send_delay: Annotated[Optional[float], typer.Option(hidden=True)] = None,
+    dump_rounds: Annotated[Optional[Path], typer.Option(hidden=True)] = None,
 ) -> None:
     """Run one training peer in the foreground until --max-epochs or Ctrl-C (checkpoints on both).
 
@@ -82,6 +92,13 @@ def start(
         from node.logfmt import setup_logging
 
         cfg = load_config(config_path(config, os.environ), os.environ, flags)
+        cfg = _with_averaging(cfg, aggregator, worker_momentum)
+        _install_testing_faults(attack, slowdown, send_delay, dump_rounds)
+        if keystore is not None or snapshot_dir is not None:  # receipts (issue 5): flags only, not yet config keys
+            import dataclasses
+
+            cfg = dataclasses.replace(cfg, train=dataclasses.replace(
+                cfg.train, keystore=keystore, password_file=password_file, snapshot_dir=snapshot_dir))
         setup_logging(cfg.log.level, str(cfg.log.file) if cfg.log.file else None, cfg.log.json)
         if progress and not cfg.log.json:
             from node.cli.progress import PeerProgress
@@ -94,3 +111,36 @@ def start(
             daemon = Daemon(cfg)
             with graceful_signals(daemon.request_stop):
                 daemon.run()
+
+
+def _with_averaging(cfg, aggregator: str | None, worker_momentum: float | None):  # type: ignore[no-untyped-def]
+    """Apply the robust-averaging flags to the swarm config (validated by building the aggregator once)."""
+    from dataclasses import replace
+
+    from node.swarm.robust import make_aggregator
+    from protocol.errors import ConfigError
+
+    changes: dict[str, object] = {}
+    if aggregator is not None:
+        make_aggregator(aggregator)
+        changes["aggregator"] = aggregator
+    if worker_momentum is not None:
+        if not 0 <= worker_momentum < 1:
+            raise ConfigError(f"--worker-momentum must be in [0, 1), not {worker_momentum}")
+        changes["worker_momentum"] = worker_momentum
+    return replace(cfg, swarm=replace(cfg.swarm, **changes)) if changes else cfg
+
+
+def _install_testing_faults(attack: str | None, slowdown: float | None, send_delay: float | None,
+                            dump_rounds: Path | None) -> None:
+    """Testnet peers only: make this process's trainer misbehave as asked (ConfigError anywhere else)."""
+    if attack is None and slowdown is None and send_delay is None and dump_rounds is None:
+        return
+    from node.testnet.attacks import Faults, Slowdown, make_attack, require_testnet
+    from node.train.trainer import Trainer
+
+    require_testnet(dict(os.environ), "--attack/--slowdown/--send-delay/--dump-rounds")
+    Trainer.faults = Faults(
+        attack=make_attack(attack) if attack else None, slowdown=Slowdown(slowdown) if slowdown else None,
+        send_delay=send_delay or 0.0, round_dump_dir=dump_rounds,
+    )
