@@ -1,0 +1,209 @@
+"""Fixtures' building blocks for the daemon tests: a real mosquitto, a node subprocess, an MQTT collector."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from node.telemetry.config import BrokerAddress
+from node.telemetry.monitor import MonitorState, watch
+
+# 2 layers x 64 wide, one peer: epochs take ~1-4 s, so the tests spend their time on lifecycle, not compute.
+TINY_NODE = ["--n-layer", "2", "--n-embd", "64", "--batch-size", "8", "--target-batch-size", "96", "--device", "cpu",
+             "--matchmaking-time", "3", "--eval-every", "0", "--no-progress", "--status-listen", "127.0.0.1:0"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def mosquitto_binary() -> str:
+    path = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+    if path is None:
+        message = "mosquitto missing: scripts/test-services.sh installs it (apt-get install mosquitto)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+class Mosquitto:
+    """A mosquitto on a fixed loopback port that a test can kill and start again on the same port."""
+
+    def __init__(self, workdir: Path, port: int) -> None:
+        self.port = port
+        self.conf = workdir / "mosquitto.conf"
+        # set_tcp_nodelay: QoS 1 round trips drop from ~43 ms to ~1 ms (DESIGN.md).
+        self.conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence false\n")
+        self.log = workdir / "mosquitto.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> BrokerAddress:
+        return BrokerAddress("127.0.0.1", self.port)
+
+    def start(self, timeout: float = 10.0) -> None:
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([mosquitto_binary(), "-c", str(self.conf)], stdout=log, stderr=log)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"mosquitto did not start on port {self.port}; see {self.log}") from None
+                time.sleep(0.05)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+@contextmanager
+def mosquitto(workdir: Path) -> Iterator[Mosquitto]:
+    broker = Mosquitto(workdir, free_port())
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.kill()
+
+
+@contextmanager
+def collector(address: BrokerAddress, run_id: str | None) -> Iterator[MonitorState]:
+    """The monitor's data layer in a background thread (its own event loop), stopped on exit."""
+    state = MonitorState()
+    received: list[tuple[float, str, dict[str, Any]]] = []
+    original = state.apply
+
+    def apply(topic: str, raw: bytes, now: float | None = None):  # type: ignore[no-untyped-def]
+        msg = original(topic, raw, now)
+        if msg is not None:
+            received.append((time.time(), topic, msg.payload))
+        return msg
+
+    state.apply = apply  # type: ignore[method-assign]
+    state.received = received  # type: ignore[attr-defined]
+    loop = asyncio.new_event_loop()
+    task: asyncio.Task[None] | None = None
+
+    def run() -> None:
+        nonlocal task
+        asyncio.set_event_loop(loop)
+        task = loop.create_task(watch(address, run_id, state, initial_backoff_s=0.1, max_backoff_s=0.2))
+        try:
+            loop.run_until_complete(task)
+        except asyncio.CancelledError:
+            pass
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        loop.call_soon_threadsafe(lambda: task and task.cancel())
+        thread.join(10)
+        loop.close()
+
+
+@dataclass
+class NodeProcess:
+    """``hivenet node start`` in its own process group (hivemind's children die with it)."""
+
+    dir: Path
+    args: list[str]
+    proc: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.dir / "metrics.jsonl"
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / "node.log"
+
+    def start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "node.cli", "node", "start", *TINY_NODE, "--identity", str(self.dir / "identity.key"),
+               "--checkpoint", str(self.dir / "checkpoint.pt"), "--metrics", str(self.metrics_path),
+               "--log-file", str(self.log_path), "--status-url-file", str(self.dir / "status.url"), *self.args]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **self.env}
+        with open(self.dir / "stdout.txt", "ab") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True, env=env)
+        self.started_at = time.time()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def records(self, event: str | None = None) -> list[dict[str, Any]]:
+        if not self.metrics_path.exists():
+            return []
+        out = []
+        for line in self.metrics_path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if event is None or record["event"] == event:
+                out.append(record)
+        return out
+
+    def terminate(self, timeout: float) -> tuple[int | None, float]:
+        """SIGTERM the main process; (exit code or None if it did not exit, seconds it took)."""
+        assert self.proc is not None
+        sent = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code: int | None = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            code = None
+        return code, time.monotonic() - sent
+
+    def kill_group(self) -> None:
+        if self.proc is not None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=10)
+
+
+@contextmanager
+def node(dir: Path, *args: str) -> Iterator[NodeProcess]:
+    proc = NodeProcess(dir, list(args))
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.kill_group()
+
+
+def wait_until(predicate, timeout: float, poll: float = 0.1) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(poll)
+    return bool(predicate())
