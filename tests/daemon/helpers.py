@@ -207,3 +207,25 @@ def wait_until(predicate, timeout: float, poll: float = 0.1) -> bool:  # type: i
             return True
         time.sleep(poll)
     return bool(predicate())
+
+
+@contextmanager
+def deployed_chain(workdir: Path) -> Iterator[tuple[str, Path]]:
+    """anvil with the four contracts deployed; yields (rpc url, deployment file)."""
+    from eth_account import Account
+
+    from node.ledger.chain import Chain
+    from node.ledger.client import LedgerClient
+    from node.ledger.config import LedgerConfig
+    from node.ledger.outbox import Outbox
+    from tests.ledger.conftest import anvil_process
+
+    with anvil_process() as url:
+        chain = Chain.connect(LedgerConfig(rpc_url=url))
+        account = Account.create()
+        chain.faucet(account.address, 10**20)
+        client = LedgerClient(chain, account, Outbox(None))
+        path = workdir / "deployment.json"
+        client.deploy().save(path)
+        client.close()
+        yield url, path
