@@ -80,6 +80,9 @@ KEYS: tuple[Key, ...] = (
     Key("telemetry", "status_interval", float, 1.0, "Seconds between retained status updates.", minimum=0.05),
     Key("status", "listen", str, "127.0.0.1:8470", 'host:port of the /status and /metrics endpoint (port 0: any free one); "" turns it off.'),
     Key("status", "url_file", Path, None, "Write the endpoint's URL here (read by `hivenet status --file`)."),
+    Key("receipts", "keystore", Path, None, "Sign work receipts with this keystore's Ethereum account (the reward address); unset: no receipts."),
+    Key("receipts", "password_file", Path, None, "File holding the keystore password (first line)."),
+    Key("receipts", "snapshot_dir", Path, None, "Write epoch-start parameters here (content-addressed) so validators can recompute receipts."),
     Key("ledger", "rpc_url", str, "", 'JSON-RPC URL of the chain; "" means the embedded chain (nothing to reach).'),
     Key("ledger", "deployment", Path, None, "Deployment file of the contracts (written by `hivenet ledger deploy`)."),
     Key("log", "level", str, "INFO", "DEBUG | INFO | WARNING | ERROR", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
@@ -300,6 +303,7 @@ def _train_config(v: Mapping[str, Any]) -> TrainConfig:
         batch_size=v["train.batch_size"], lr=v["train.lr"], max_epochs=v["train.max_epochs"], device=v["train.device"],
         threads=v["train.threads"], eval_every=v["train.eval_every"], checkpoint_path=v["train.checkpoint"],
         metrics_path=v["train.metrics"], fresh=v["train.fresh"], shard_store=v["train.shard_store"],
+        keystore=v["receipts.keystore"], password_file=v["receipts.password_file"], snapshot_dir=v["receipts.snapshot_dir"],
     )
 
 

@@ -59,9 +59,9 @@ def start(
     log_file: Annotated[Optional[Path], typer.Option(help=_h("log.file"))] = None,
     log_level: Annotated[Optional[str], typer.Option(help=_h("log.level"))] = None,
     log_json: Annotated[Optional[bool], typer.Option("--log-json/--no-log-json", help=_h("log.json"))] = None,
-    keystore: Annotated[Optional[Path], typer.Option(help="Sign work receipts with this keystore's Ethereum account (the reward address); off when unset.")] = None,
-    password_file: Annotated[Optional[Path], typer.Option(help="File holding the keystore password.")] = None,
-    snapshot_dir: Annotated[Optional[Path], typer.Option(help="Write epoch-start parameters here for validators (content-addressed).")] = None,
+    keystore: Annotated[Optional[Path], typer.Option(help=_h("receipts.keystore"))] = None,
+    password_file: Annotated[Optional[Path], typer.Option(help=_h("receipts.password_file"))] = None,
+    snapshot_dir: Annotated[Optional[Path], typer.Option(help=_h("receipts.snapshot_dir"))] = None,
     progress: Annotated[bool, typer.Option(help="Show a live progress line (off with --log-json).")] = True,
     aggregator: Annotated[Optional[str], typer.Option(help="How gradients are combined: centered-clip (default, robust) | trimmed-mean | median | mean.")] = None,
     worker_momentum: Annotated[Optional[float], typer.Option(help="Send momentum b*m+(1-b)*g instead of the gradient (0: off); helps robust aggregators.")] = None,
@@ -85,6 +85,7 @@ def start(
         "train.shard_store": shard_store, "train.fresh": fresh, "train.metrics": metrics, "telemetry.broker": broker,
         "status.listen": status_listen, "status.url_file": status_url_file, "log.file": log_file,
         "log.level": log_level.upper() if log_level else None, "log.json": log_json,
+        "receipts.keystore": keystore, "receipts.password_file": password_file, "receipts.snapshot_dir": snapshot_dir,
     }
     with user_errors():
         from node.config import config_path, load_config
@@ -94,11 +95,6 @@ def start(
         cfg = load_config(config_path(config, os.environ), os.environ, flags)
         cfg = _with_averaging(cfg, aggregator, worker_momentum)
         _install_testing_faults(attack, slowdown, send_delay, dump_rounds)
-        if keystore is not None or snapshot_dir is not None:  # receipts (issue 5): flags only, not yet config keys
-            import dataclasses
-
-            cfg = dataclasses.replace(cfg, train=dataclasses.replace(
-                cfg.train, keystore=keystore, password_file=password_file, snapshot_dir=snapshot_dir))
         setup_logging(cfg.log.level, str(cfg.log.file) if cfg.log.file else None, cfg.log.json)
         if progress and not cfg.log.json:
             from node.cli.progress import PeerProgress

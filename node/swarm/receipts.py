@@ -112,10 +112,17 @@ class ReceiptValidator(RecordValidatorBase):
     """Schema + signature validation of every receipt record of one run (see the module docstring)."""
 
     def __init__(self, run_id: str, max_epochs: int = 4096) -> None:
-        self.run_id = run_id
-        self._keys = {DHTID.generate(source=receipts_key(run_id, e)).to_bytes(): e for e in range(max_epochs)}
+        self.run_id, self.max_epochs = run_id, max_epochs
+        self._keys: dict[bytes, int] | None = None  # built in the DHT's process: the pickle sent there stays tiny
+
+    def __getstate__(self) -> dict[str, object]:
+        # hivemind pickles validators through a pipe to the DHT process; a 150 kB key table there
+        # made that read fail (EAGAIN) and the peer hang at start, so only the parameters travel.
+        return {"run_id": self.run_id, "max_epochs": self.max_epochs, "_keys": None}
 
     def validate(self, record: DHTRecord) -> bool:
+        if self._keys is None:
+            self._keys = {DHTID.generate(source=receipts_key(self.run_id, e)).to_bytes(): e for e in range(self.max_epochs)}
         epoch = self._keys.get(record.key)
         if epoch is None:
             return True  # not a receipt key of this run: other validators judge it
