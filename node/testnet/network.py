@@ -32,6 +32,11 @@ class TestnetConfig:
     extra_args: tuple[str, ...] = ()  # further `hivenet node start` flags for every peer
     peer_env: dict[str, str] = field(default_factory=dict)  # extra environment for every peer
     contributors: int = 3  # data contributors: the demo corpus is packed into one vetted shard each (0: raw corpus)
+    # Receipts and rewards (issue 5): trainers sign receipts; `validators` run in this process
+    # (node.validation.service), check them and settle each epoch on `chain` (embedded | anvil). 0: off.
+    validators: int = 0
+    chain: str = "embedded"
+    receipt_p: float = 1.0  # fraction of receipts the validators recompute
     # MQTT broker for the peers' telemetry: None starts an in-process amqtt broker for the testnet's
     # lifetime; a URL (mqtt://host:port, e.g. a mosquitto) is used as it is; "" turns telemetry off.
     broker: str | None = None
@@ -49,6 +54,9 @@ class Testnet:
         self.finished_at: float | None = None
         self.bootstrap = ""
         self.shards: list[dict[str, Any]] = []
+        self.accounts: dict[int, str] = {}  # peer index -> reward address (receipts on)
+        self.validation: Any = None  # node.validation.service.ValidationService while running
+        self.validation_result: dict[str, Any] = {}  # rewards, receipts_rejected, ... once finished
         self.broker_url = ""  # the peers' --broker, once started
         self._embedded_broker: Any = None
 
@@ -76,6 +84,10 @@ class Testnet:
         ]
         if c.contributors > 0:
             args += ["--shard-store", str(self.shard_store)]
+        if c.validators > 0:
+            d = c.run_dir / f"peer{index}"
+            args += ["--keystore", str(d / "node.key"), "--password-file", str(d / "node.pass"),
+                     "--snapshot-dir", str(c.run_dir / "snapshots")]
         if index > 0:  # peers hold the same model after each round: one periodic evaluation is enough
             args += ["--eval-every", "0"]
         if index == 0:
@@ -101,12 +113,46 @@ class Testnet:
         (self.cfg.run_dir / "broker.txt").write_text(self.broker_url + "\n")
         self.bootstrap = bootstrap_address(self.cfg.run_dir / "peer0", free_port())
         (self.cfg.run_dir / "bootstrap.txt").write_text(self.bootstrap + "\n")
+        if self.cfg.validators > 0:
+            from node.validation.service import make_keystore
+
+            self.accounts = {i: make_keystore(self.cfg.run_dir / f"peer{i}" / "node.key") for i in range(self.cfg.peers)}
         for i in range(self.cfg.peers):
             peer = PeerProcess(index=i, dir=self.cfg.run_dir / f"peer{i}", args=self._args(i), env=self.cfg.peer_env)
             self.peers.append(peer)
             peer.start()
             if i == 0:  # the others bootstrap through it: it must be listening first
                 wait_until(lambda: any(r["event"] == "start" for r in read_metrics(peer.metrics_path)) or not peer.alive(), 60)
+        if self.cfg.validators > 0:
+            self._start_validation()
+
+    def _start_validation(self) -> None:
+        from eth_account import Account
+
+        from node.train.model import GPTConfig
+        from node.validation.service import ServiceConfig, ValidationService
+        from node.validator import ValidatorConfig
+
+        c = self.cfg
+        owners = {s["shard_id"]: Account.create().address.lower() for s in self.shards if s["shard_id"]}
+        roles = {**{a: "peer" for a in self.accounts.values()}, **{a: "data" for a in owners.values()}}
+        vcfg = ValidatorConfig(c.run_id, GPTConfig(n_layer=c.n_layer, n_embd=c.n_embd), c.run_dir / "snapshots",
+                               c.run_dir / "validation", shard_store=self.shard_store if c.contributors > 0 else None,
+                               owners=owners, target_batch_size=c.target_batch_size, p=c.receipt_p)
+        self.validation = ValidationService(ServiceConfig(c.run_id, self.bootstrap, c.validators, vcfg, chain=c.chain,
+                                                          anvil_port=free_port(), roles=roles))
+        self.validation.start()
+
+    def finish_validation(self) -> dict[str, Any]:
+        """After the trainers stopped: settle, finalize and claim; the summary's rewards part."""
+        if self.validation is None:
+            return {}
+        try:
+            self.validation_result = self.validation.finish()
+        finally:
+            self.validation.close()
+            self.validation = None
+        return self.validation_result
 
     def metrics(self) -> dict[str, list[dict[str, Any]]]:
         return {p.name: read_metrics(p.metrics_path) for p in self.peers}
@@ -134,6 +180,7 @@ class Testnet:
             self._embedded_broker = None
         if self.finished_at is None:
             self.finished_at = time.time()
+        self.finish_validation()  # trainers are gone: settle the rest, finalize, claim (and stop chain + DHTs)
 
     def summary(self) -> dict[str, Any]:
         end = self.finished_at or time.time()
@@ -143,6 +190,7 @@ class Testnet:
         train_s = max(last) - min(first) if first and last else None
         out = summarize(per_peer, wall_s=end - self.started_at, train_s=train_s)
         out.update(peers=self.cfg.peers, run_id=self.cfg.run_id, failed_peers=self.failed_peers(), shards=self.shards)
+        out.update(self.validation_result)
         return out
 
     def write_summary(self) -> dict[str, Any]:
