@@ -51,6 +51,10 @@ def up(
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     timeout: Annotated[float, typer.Option(help="Stop everything after this many seconds.")] = 1800.0,
     broker: Annotated[Optional[str], typer.Option(help='MQTT broker for telemetry (mqtt://host:port); default: an in-process amqtt broker; "" for none.')] = None,
+    validators: Annotated[int, typer.Option(help="Validators checking signed receipts and settling epochs (0: no receipts).")] = 1,
+    data_contributors: Annotated[int, typer.Option(help="Data contributors: one vetted shard each, paid for the samples drawn (0: raw corpus).")] = 2,
+    chain: Annotated[str, typer.Option(help="embedded (eth-tester in this process) | anvil (started from contracts/node_modules).")] = "embedded",
+    receipt_p: Annotated[float, typer.Option(help="Fraction of receipts the validators recompute.")] = 1.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the summary as JSON.")] = False,
 ) -> None:
     """Start N peers, show them live, stop after --epochs (or Ctrl-C), and print the summary."""
@@ -59,7 +63,8 @@ def up(
     console = Console(stderr=as_json)
     cfg = TestnetConfig(run_dir=run_dir, peers=peers, run_id=run_id, epochs=epochs, target_batch_size=target_batch_size,
                         batch_size=batch_size, n_layer=n_layer, n_embd=n_embd, device=device,
-                        broker=broker)
+                        broker=broker, validators=validators, contributors=data_contributors, chain=chain,
+                        receipt_p=receipt_p)
     stop = {"requested": False}
     with user_errors(), graceful_signals(lambda: stop.update(requested=True), "stopping the testnet"):
         net = Testnet(cfg)
@@ -69,7 +74,8 @@ def up(
                           f"telemetry {net.broker_url or 'off'} (watch: hivenet monitor --broker {net.broker_url} --run {run_id})")
             deadline = time.monotonic() + timeout
             with Live(_table(net), console=console, refresh_per_second=1) as live:
-                while not net.finished() and not stop["requested"] and time.monotonic() < deadline:
+                while (not net.finished() and not stop["requested"] and not net.failed_peers()
+                       and time.monotonic() < deadline):
                     time.sleep(1.0)
                     live.update(_table(net))
             if not net.finished():
@@ -83,5 +89,6 @@ def up(
         console.print_json(json.dumps(summary))
         console.print(f"summary written to {run_dir / 'summary.json'}")
     if summary["failed_peers"]:
-        typer.echo(f"error: peers failed: {', '.join(summary['failed_peers'])}; see their peer.log in {run_dir}", err=True)
+        for name in summary["failed_peers"]:
+            typer.echo(f"error: {name} failed: {net.failure_reason(name)}", err=True)
         raise typer.Exit(1)

@@ -21,12 +21,23 @@ def barrier_key(run_id: str, name: str) -> str:
     return f"{run_id}_barrier_{name}"
 
 
-def arrive(dht: hivemind.DHT, run_id: str, name: str) -> None:
-    """Record this peer's arrival at barrier ``name`` of ``run_id``."""
+def arrive(dht: hivemind.DHT, run_id: str, name: str, timeout: float = 30.0) -> None:
+    """Record this peer's arrival at barrier ``name`` of ``run_id``, retrying for up to ``timeout`` s.
+
+    A store right after joining can find no node to hold the record yet (seen on a loaded machine),
+    so a failed store is retried with backoff before it counts as an error.
+    """
     peer = dht.peer_id.to_base58()
-    ok = dht.store(barrier_key(run_id, name), subkey=peer, value=time.time(), expiration_time=get_dht_time() + _RECORD_TTL)
-    if not ok:
-        raise PeersNotFound(f"could not store the {name!r} barrier record in the DHT of run {run_id!r}")
+    deadline, delay = time.monotonic() + timeout, 0.2
+    while not dht.store(barrier_key(run_id, name), subkey=peer, value=time.time(),
+                        expiration_time=get_dht_time() + _RECORD_TTL):
+        if time.monotonic() + delay > deadline:
+            raise PeersNotFound(
+                f"could not store the {name!r} barrier record in the DHT of run {run_id!r} within {timeout:.0f} s; "
+                "check that the initial peers are reachable"
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)
 
 
 def arrived(dht: hivemind.DHT, run_id: str, name: str) -> set[str]:

@@ -22,6 +22,30 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+class MetricsTail:
+    """Reads a growing JSON-lines file incrementally: each call parses only the lines added since the last."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.records: list[dict[str, Any]] = []
+        self._offset = 0
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return self.records
+        with open(self.path, "rb") as f:
+            f.seek(self._offset)
+            chunk = f.read()
+        complete = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written waits for the next call
+        self._offset += len(complete)
+        for line in complete.splitlines():
+            try:
+                self.records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return self.records
+
+
 @dataclass(frozen=True)
 class PeerView:
     """The latest state of one peer, as its metrics tell it."""
