@@ -9,14 +9,20 @@ local gradients.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import hivemind
 import torch
 
+from node.swarm.agreement import Outcome, RoundAgreement, Verdict
 from node.swarm.config import SwarmConfig
+from node.swarm.robust import make_aggregator
+from node.swarm.robust_allreduce import GradientTransform, RobustGradientAverager, WorkerMomentum, chain
 
 log = logging.getLogger(__name__)
 
@@ -26,14 +32,38 @@ class RoundResult:
     epoch: int  # the collaborative epoch whose gradients this round averaged
     group_size: int  # peers in the all-reduce group (1 when the peer proceeded alone)
     averaged: bool  # False when hivemind fell back to this peer's local gradients
+    # Agreement check after the round (node.swarm.agreement): "agreed", or why the round was discarded
+    # ("missing", "no-majority", "minority", "failed-here", ...); "" when no check ran (alone, or disabled).
+    agreement: str = ""
 
 
 class CollaborativeOptimizer(hivemind.Optimizer):
     """hivemind.Optimizer that remembers the outcome of its last gradient-averaging round."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, agreement_timeout: float | None = None, round_dump_dir: Path | None = None,
+                 **kwargs: Any) -> None:
         self.last_round: RoundResult | None = None
+        self.disagreements = 0  # rounds whose group did not agree on the result (discarded or repaired)
+        self.round_dump_dir = round_dump_dir  # tests only: what was sent and received each round, as .pt files
+        self._needs_state = False  # this peer held a minority result: load the swarm's state after this step
         super().__init__(*args, **kwargs)
+        self.agreement = RoundAgreement(self.dht, self.run_id, agreement_timeout) if agreement_timeout else None
+
+    def step(self, *args: Any, **kwargs: Any) -> Any:
+        loss = super().step(*args, **kwargs)
+        if self._needs_state:  # after the step, so hivemind's epoch bookkeeping is complete
+            self._needs_state = False
+            log.warning("epoch %d: this peer's averaged gradients differed from the majority; loading state", self.local_epoch)
+            self.load_state_from_peers()
+        return loss
+
+    def _make_state_averager(self, **kwargs: Any) -> Any:
+        # A background state-averaging round ends by copying its result over the parameters. If it lands
+        # after the next optimizer step, that step is silently undone (seen here: with a 3M-parameter model
+        # the held-out loss stalled near 3.2 nats/byte). The delta rule adds (average - snapshot) instead,
+        # which keeps every local update and still repairs drift between peers.
+        kwargs["delta_rule_averaging"] = True
+        return super()._make_state_averager(**kwargs)
 
     def _update_global_epoch(self, grad_scaler: Any) -> None:
         # Until the averaging below proves otherwise, this epoch's update used local gradients only
@@ -42,24 +72,61 @@ class CollaborativeOptimizer(hivemind.Optimizer):
         super()._update_global_epoch(grad_scaler)
 
     def _average_gradients_and_load_into_optimizer(self, maybe_step_control: Any) -> None:
-        # Same flow as hivemind's, plus recording the group: hivemind only logs it.
+        # Same flow as hivemind's, plus recording the group and, when enabled, checking that the whole
+        # group holds the same result before using it (hivemind can report success with a partial average).
         epoch = self.local_epoch
         if maybe_step_control is None:
             log.info("epoch %d: no other peers; proceeding with local gradients", epoch)
             self._load_local_gradients_into_optimizer()
             return
+        group: list[str] | None = None
         try:
-            group_info = maybe_step_control.result(self.averaging_timeout)
-            self._load_averaged_gradients_into_optimizer_()
+            group = [peer.to_base58() for peer in maybe_step_control.result(self.averaging_timeout)]
         except BaseException as e:  # hivemind's contract: any failure falls back to local gradients
             if isinstance(e, KeyboardInterrupt):
                 raise
-            log.warning("epoch %d: averaging gradients failed (%r); proceeding with local gradients", epoch, e)
+            log.warning("epoch %d: averaging gradients failed (%r)", epoch, e)
+        if self.agreement is None:
+            self._use_round_without_check(epoch, group)
+            return
+        with self.grad_averager.get_tensors() as averaged:
+            result = [t.clone() for t in averaged] if group is not None else None
+        verdict = self.agreement.check(epoch, group or [], result)
+        self._dump_round(epoch, group, result, verdict)
+        if verdict.agreed:
+            log.info("epoch %d: averaged gradients with %d peers; the group agrees", epoch, len(group or []))
+            self._load_averaged_gradients_into_optimizer_()
+        else:
+            # Everyone who sees the round broken applies the same empty update, so parameters stay identical.
+            self.disagreements += 1
+            log.warning("epoch %d: discarding the round (%s; missing %s, differing %s)", epoch, verdict.reason,
+                        list(verdict.missing), list(verdict.disagreeing))
+            with torch.no_grad(), self.grad_averager.get_tensors() as averaged:
+                for t in averaged:
+                    t.zero_()
+            self._load_averaged_gradients_into_optimizer_()
+            self._needs_state = verdict.outcome is Outcome.LOAD_STATE
+        self.last_round = RoundResult(epoch=epoch, group_size=len(group or []) or 1, averaged=verdict.agreed,
+                                      agreement=verdict.reason)
+
+    def _use_round_without_check(self, epoch: int, group: list[str] | None) -> None:
+        if group is None:
+            log.warning("epoch %d: proceeding with local gradients", epoch)
             self.last_round = RoundResult(epoch=epoch, group_size=1, averaged=False)
             self._load_local_gradients_into_optimizer()
             return
-        log.info("epoch %d: averaged gradients with %d peers", epoch, len(group_info))
-        self.last_round = RoundResult(epoch=epoch, group_size=len(group_info), averaged=True)
+        log.info("epoch %d: averaged gradients with %d peers", epoch, len(group))
+        self._load_averaged_gradients_into_optimizer_()
+        self.last_round = RoundResult(epoch=epoch, group_size=len(group), averaged=True)
+
+    def _dump_round(self, epoch: int, group: list[str] | None, result: list[torch.Tensor] | None, verdict: Verdict) -> None:
+        if self.round_dump_dir is None:
+            return
+        self.round_dump_dir.mkdir(parents=True, exist_ok=True)
+        torch.save({"epoch": epoch, "peer": self.agreement.me if self.agreement else "", "group": group,
+                    "sent": getattr(self.grad_averager, "last_sent", []), "result": result,
+                    "outcome": verdict.outcome.value, "reason": verdict.reason},
+                   self.round_dump_dir / f"round-{epoch:05d}-{time.time():.3f}.pt")
 
 
 def make_optimizer(
@@ -69,9 +136,25 @@ def make_optimizer(
     optimizer: Callable[[Any], torch.optim.Optimizer],
     scheduler: Callable[[torch.optim.Optimizer], Any] | None,
     batch_size_per_step: int,
+    gradient_transform: GradientTransform | None = None,
+    send_delay: float = 0.0,
+    round_dump_dir: Path | None = None,
 ) -> CollaborativeOptimizer:
-    """The run's collaborative optimizer, with the settings that make separate processes really average."""
+    """The run's collaborative optimizer, with the settings that make separate processes really average.
+
+    Gradients are reduced with ``cfg.aggregator`` (robust by default), after ``cfg.worker_momentum`` and
+    then ``gradient_transform`` (testnet attacks) shape what this peer sends; ``send_delay`` and
+    ``round_dump_dir`` are fault-injection and inspection hooks for tests.
+    """
+    aggregator = make_aggregator(cfg.aggregator, tau=cfg.clip_tau, iterations=cfg.clip_iterations,
+                                 trim_fraction=cfg.trim_fraction)
+    momentum = WorkerMomentum(cfg.worker_momentum) if cfg.worker_momentum > 0 else None
+    factory = partial(RobustGradientAverager, aggregator=aggregator, send_delay=send_delay,
+                      transform=chain(momentum, gradient_transform))
     return CollaborativeOptimizer(
+        grad_averager_factory=factory,
+        agreement_timeout=cfg.agreement_timeout if cfg.agreement_timeout > 0 else None,
+        round_dump_dir=round_dump_dir,
         dht=dht,
         run_id=cfg.run_id,
         params=params,

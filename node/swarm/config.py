@@ -23,5 +23,15 @@ class SwarmConfig:
     # failed round. Keep 1: with delayed state averaging, a round that lands several optimizer steps
     # late copies stale parameters over newer ones (seen here: training stalled at 3.2 nats/byte with 5).
     average_state_every: int = 1
+    # How each reducer combines its partition: centered-clip | trimmed-mean | median | mean (node.swarm.robust).
+    # Robust by default: one peer sending a gradient scaled by -1000 ruins a plain mean.
+    aggregator: str = "centered-clip"
+    clip_tau: float | None = None  # CenteredClip radius; None adapts it per part (median distance to the start)
+    clip_iterations: int = 3  # CenteredClip iterations; each is one pass over the partition
+    trim_fraction: float = 0.3  # trimmed mean: share of values cut from each side; >= the share of attackers
+    worker_momentum: float = 0.0  # send m = b*m + (1-b)*g instead of g; robust rules separate outliers better
+    # After each round the group compares sketches of its result in the DHT and discards a round it does not
+    # agree on; a dead member's record never comes, so this bounds the wait. 0 disables the check.
+    agreement_timeout: float = 10.0
     load_state_timeout: float = 60.0  # how long a late joiner waits for a peer to send it the current state
     extra_dht_options: dict[str, object] = field(default_factory=dict)  # passed to hivemind.DHT verbatim (tests)

@@ -20,6 +20,8 @@ from abc import ABC
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -155,3 +157,26 @@ def require_testnet(environ: dict[str, str] | None, what: str) -> None:
             f"{what} is a testing fault for local testnets only; it runs only under `hivenet testnet up` "
             f"(which sets {TESTNET_ENV}=1 for its peers), never on a real node"
         )
+
+
+@dataclass
+class Faults:
+    """Everything a testnet peer may do wrong, handed to ``Trainer.faults``; all off by default."""
+
+    attack: Attack | None = None  # Byzantine behaviour (gradients and/or labels)
+    slowdown: Slowdown | None = None  # a straggler
+    send_delay: float = 0.0  # seconds before each all-reduce part this peer sends (stretches a round for kill tests)
+    round_dump_dir: Path | None = None  # write each round's sent and received tensors here (tests inspect them)
+
+    def corrupt_labels(self, y: torch.Tensor, num_classes: int) -> torch.Tensor:
+        return y if self.attack is None else self.attack.corrupt_labels(y, num_classes)
+
+    def after_step(self, seconds: float) -> None:
+        if self.slowdown is not None:
+            self.slowdown.after_step(seconds)
+
+    def optimizer_hooks(self) -> dict[str, Any]:
+        """Keyword arguments for ``node.swarm.collab.make_optimizer``."""
+        attack = self.attack
+        transform = None if attack is None or type(attack).corrupt is Attack.corrupt else attack.corrupt
+        return dict(gradient_transform=transform, send_delay=self.send_delay, round_dump_dir=self.round_dump_dir)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from node.testnet.attacks import TESTNET_ENV
 from node.testnet.metrics import read_metrics, summarize
 from node.testnet.peers import PeerProcess, bootstrap_address, free_port, wait_until
 
@@ -40,6 +41,12 @@ class TestnetConfig:
     # MQTT broker for the peers' telemetry: None starts an in-process amqtt broker for the testnet's
     # lifetime; a URL (mqtt://host:port, e.g. a mosquitto) is used as it is; "" turns telemetry off.
     broker: str | None = None
+    # Robust averaging under attack (issue 7): the last `byzantine` peers run `attack` (node.testnet.attacks);
+    # `aggregator` None keeps the peers' default (centered-clip). `peer_args` adds flags to single peers by index.
+    byzantine: int = 0
+    attack: str = "sign-flip"
+    aggregator: str | None = None
+    peer_args: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
     __test__ = False  # not a pytest test class, despite the name
 
@@ -88,6 +95,11 @@ class Testnet:
             d = c.run_dir / f"peer{index}"
             args += ["--keystore", str(d / "node.key"), "--password-file", str(d / "node.pass"),
                      "--snapshot-dir", str(c.run_dir / "snapshots")]
+        if c.aggregator is not None:
+            args += ["--aggregator", c.aggregator]
+        if index >= c.peers - c.byzantine:
+            args += ["--attack", c.attack]
+        args += list(c.peer_args.get(index, ()))
         if index > 0:  # peers hold the same model after each round: one periodic evaluation is enough
             args += ["--eval-every", "0"]
         if index == 0:
@@ -118,7 +130,8 @@ class Testnet:
 
             self.accounts = {i: make_keystore(self.cfg.run_dir / f"peer{i}" / "node.key") for i in range(self.cfg.peers)}
         for i in range(self.cfg.peers):
-            peer = PeerProcess(index=i, dir=self.cfg.run_dir / f"peer{i}", args=self._args(i), env=self.cfg.peer_env)
+            env = {**self.cfg.peer_env, TESTNET_ENV: "1"}  # unlocks the testing-only faults (attacks) of `node start`
+            peer = PeerProcess(index=i, dir=self.cfg.run_dir / f"peer{i}", args=self._args(i), env=env)
             self.peers.append(peer)
             peer.start()
             if i == 0:  # the others bootstrap through it: it must be listening first

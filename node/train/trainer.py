@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from node.swarm import barrier
+from node.swarm.agreement import sketch
 from node.swarm.collab import CollaborativeOptimizer, make_optimizer, peers_in_swarm, samples_in_swarm
 from node.swarm.config import SwarmConfig
 from node.swarm.dht import peer_id_of, start_dht, visible_maddrs
@@ -87,6 +88,10 @@ def evaluate(model: GPT, batches: list[tuple[torch.Tensor, torch.Tensor]], devic
 
 class Trainer:
     """A training peer; ``run()`` blocks in the main thread until done or ``request_stop()``."""
+
+    # node.testnet.attacks.Faults (attacks, straggling) on testnet peers only, set by `hivenet node start`
+    # after it checked it runs inside a testnet (one trainer per process); None on a real node.
+    faults: Any = None
 
     def __init__(
         self,
@@ -180,12 +185,15 @@ class Trainer:
             optimizer=lambda params: torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay),
             scheduler=lambda o: torch.optim.lr_scheduler.LambdaLR(o, lr_at),
             batch_size_per_step=cfg.batch_size,
+            **(self.faults.optimizer_hooks() if self.faults is not None else {}),
         )
 
     def _local_step(self, opt: CollaborativeOptimizer, model: GPT, peer: PeerId, step: int) -> float:
-        epoch = opt.local_epoch
+        epoch, started = opt.local_epoch, time.monotonic()
         x, y = assigned_batch(self.corpus, RunId(self.swarm.run_id), Epoch(epoch), peer, step,
                               self.cfg.batch_size, self.cfg.model.block_size)
+        if self.faults is not None:
+            y = self.faults.corrupt_labels(y, 256)  # bytes are the classes
         _, loss = model(x.to(self.device), y.to(self.device))
         assert loss is not None
         loss.backward()
@@ -193,6 +201,8 @@ class Trainer:
             self.work.on_step(epoch, step, model)
         opt.step()
         opt.zero_grad()
+        if self.faults is not None:
+            self.faults.after_step(time.monotonic() - started)
         return loss.item()
 
     def _wait_until_tracker_sees_peers(self, opt: CollaborativeOptimizer, model: GPT, peer: PeerId) -> None:
@@ -249,6 +259,8 @@ class Trainer:
                    **({"val_loss": val_loss} if val_loss is not None else {}))
 
     def _finish(self, dht: Any, opt: CollaborativeOptimizer, model: GPT, val: list) -> None:
+            agreement=rnd.agreement if averaged_here else None, disagreements=opt.disagreements,
+            param_sketch=sketch(list(model.parameters()), chunks=4),
         self._metric("final", epoch=opt.local_epoch, val_loss=evaluate(model, val, self.device))
         try:
             barrier.wait_for_peers(dht, self.swarm.run_id, "end", self.swarm.expected_peers, self.cfg.end_barrier_timeout)
