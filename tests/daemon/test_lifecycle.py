@@ -16,7 +16,9 @@ pytestmark = pytest.mark.slow
 
 def test_no_broker_warns_once_and_sigterm_checkpoints_exits_0_within_10s_and_resumes(tmp_path):
     dead_broker = f"mqtt://127.0.0.1:{free_port()}"  # nothing listens there
-    args = ("--run-id", "lifecycle", "--max-epochs", "1000", "--broker", dead_broker)
+    # A short peer wait: after a restart the lone peer's progress tracker has been seen to report 0 of 1
+    # peers for over a minute (the trainer then trains anyway after --peer-wait-timeout).
+    args = ("--run-id", "lifecycle", "--max-epochs", "1000", "--broker", dead_broker, "--peer-wait-timeout", "20")
     with node(tmp_path / "node", *args) as peer:
         # Prepare: the node trains for a few epochs with no broker at all.
         assert wait_until(lambda: len(peer.records("epoch")) >= 3, 120), "no training without a broker"
