@@ -168,6 +168,7 @@ class ValidationService:
             "finalized_epoch": main.client.finalized()[0] if main.client is not None else None,
             "disputes": sum(len(v.disputed) for v in self.validators),
             "validator_errors": self.errors,
+            "settled": [{"epoch": s.epoch, "compute": s.compute, "data": s.data} for s in main.book.settled],
         }
 
     def close(self) -> None:
