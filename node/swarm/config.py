@@ -19,10 +19,10 @@ class SwarmConfig:
     # below ~3 s hivemind also warns that request_timeout >= min_matchmaking_time.
     matchmaking_time: float = 4.0
     averaging_timeout: float = 30.0  # an all-reduce round that takes longer is abandoned (local gradients used)
-    # Parameters are also averaged (in the background) every this many epochs, to repair drift after a
-    # failed round. Keep 1: with delayed state averaging, a round that lands several optimizer steps
-    # late copies stale parameters over newer ones (seen here: training stalled at 3.2 nats/byte with 5).
+    # Parameters are also averaged (in the background, by the delta rule) every this many epochs, to
+    # repair drift after a failed round; gradient averaging alone keeps healthy peers identical.
     average_state_every: int = 1
+    load_state_timeout: float = 60.0  # how long a late joiner waits for a peer to send it the current state
     # How each reducer combines its partition: centered-clip | trimmed-mean | median | mean (node.swarm.robust).
     # Robust by default: one peer sending a gradient scaled by -1000 ruins a plain mean.
     aggregator: str = "centered-clip"
@@ -33,5 +33,4 @@ class SwarmConfig:
     # After each round the group compares sketches of its result in the DHT and discards a round it does not
     # agree on; a dead member's record never comes, so this bounds the wait. 0 disables the check.
     agreement_timeout: float = 10.0
-    load_state_timeout: float = 60.0  # how long a late joiner waits for a peer to send it the current state
     extra_dht_options: dict[str, object] = field(default_factory=dict)  # passed to hivemind.DHT verbatim (tests)

@@ -79,11 +79,17 @@ class PeerProcess:
         """SIGKILL the peer's whole process group at once, as a crash would."""
         if self.proc is not None:
             self.killed = True
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait(timeout=10)
+            self.kill_group()
+
+    def kill_group(self) -> None:
+        """SIGKILL whatever is left of the peer's process group (no-op when it is gone)."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=10)
 
     def stop(self, timeout: float) -> None:
         """SIGTERM (graceful: checkpoint, leave), then SIGKILL the group after ``timeout`` s."""
@@ -94,11 +100,7 @@ class PeerProcess:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             pass
-        try:  # the main process is gone (or hung): no child of it may outlive the testnet
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait(timeout=10)
+        self.kill_group()  # the main process is gone (or hung): no child of it may outlive the testnet
 
 
 def bootstrap_address(peer_dir: Path, port: int) -> str:

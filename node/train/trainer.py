@@ -209,11 +209,17 @@ class Trainer:
         # The tracker publishes a peer only after it reported samples, so each peer takes one
         # local step, then waits until the tracker counts everyone; otherwise the first round is lonely.
         self._local_step(opt, model, peer, 0)
-        deadline = time.monotonic() + self.swarm.peer_wait_timeout
+        started = time.monotonic()
+        next_note = started + 10.0
         while peers_in_swarm(opt) < self.swarm.expected_peers and not self._stop_requested:
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > started + self.swarm.peer_wait_timeout:
                 log.warning("the progress tracker sees %d of %d peers; training anyway", peers_in_swarm(opt), self.swarm.expected_peers)
                 return
+            if now > next_note:
+                next_note = now + 10.0
+                log.info("waiting for the progress tracker to see all peers: %d of %d (%s)", peers_in_swarm(opt),
+                         self.swarm.expected_peers, opt.tracker.global_progress)
             time.sleep(0.2)
 
     def _train(self, dht: Any, opt: CollaborativeOptimizer, model: GPT, val: list, peer: PeerId) -> None:
@@ -253,14 +259,14 @@ class Trainer:
             loss=sum(losses) / max(1, len(losses)), group_size=rnd.group_size if averaged_here else None,
             averaged=rnd.averaged if averaged_here else None, swarm_peers=peers_in_swarm(opt),
             val_loss=val_loss, param_digest=param_digest(model), elapsed_s=elapsed,
+            agreement=rnd.agreement if averaged_here else None, disagreements=opt.disagreements,
+            param_sketch=sketch(list(model.parameters()), chunks=4),
         )
         self._emit(epoch=new_epoch, rounds=self.status.rounds + int(averaged_here and rnd.averaged),
                    samples_per_s=samples / max(elapsed, 1e-9),
                    **({"val_loss": val_loss} if val_loss is not None else {}))
 
     def _finish(self, dht: Any, opt: CollaborativeOptimizer, model: GPT, val: list) -> None:
-            agreement=rnd.agreement if averaged_here else None, disagreements=opt.disagreements,
-            param_sketch=sketch(list(model.parameters()), chunks=4),
         self._metric("final", epoch=opt.local_epoch, val_loss=evaluate(model, val, self.device))
         try:
             barrier.wait_for_peers(dht, self.swarm.run_id, "end", self.swarm.expected_peers, self.cfg.end_barrier_timeout)

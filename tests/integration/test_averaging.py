@@ -9,7 +9,10 @@ pytestmark = pytest.mark.slow
 
 
 def test_three_peers_average_gradients_and_hold_identical_parameters(tmp_path):
-    cfg = tiny_testnet(tmp_path / "run", peers=3, epochs=4, run_id="avg-test")
+    # Local steps must take longer than the progress tracker's refresh (~0.5-1 s), or each peer fills
+    # the whole target batch before it hears of the others: a 2-layer, 256-wide model does (~0.3 s a step).
+    cfg = tiny_testnet(tmp_path / "run", peers=3, epochs=4, run_id="avg-test", n_embd=256, batch_size=16,
+                       target_batch_size=128)
     with Testnet(cfg) as net:
         assert net.wait_finished(timeout=240), "the 3-peer run did not finish 4 epochs within 240 s"
         metrics = net.metrics()

@@ -1,0 +1,31 @@
+"""README command 1's training part, as a user runs it: 3 peers on this machine, default model and schedule.
+
+Acceptance of the walking skeleton: the held-out loss falls from about ln(256) to at most 2.5 nats per
+byte, and training takes at most 10 minutes on 2 CPU cores. This is the suite's longest test (~5-8 min).
+"""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_three_peer_demo_learns_below_2_5_nats_per_byte_within_10_minutes(tmp_path):
+    run_dir = tmp_path / "demo"
+    result = subprocess.run(
+        [sys.executable, "-m", "node.cli", "testnet", "up", "--peers", "3", "--run-dir", str(run_dir), "--json"],
+        capture_output=True, text=True, timeout=1200,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary == json.loads((run_dir / "summary.json").read_text())
+
+    assert abs(summary["val_loss_start"] - math.log(256)) < 0.4
+    assert summary["val_loss_end"] <= 2.5, summary
+    assert summary["train_s"] <= 600, summary
+    assert summary["rounds"] >= 50 and summary["peers_per_round"].count(3) >= 0.9 * summary["rounds"], summary
+    assert summary["failed_peers"] == []
