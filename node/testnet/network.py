@@ -8,13 +8,14 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from node.testnet.attacks import TESTNET_ENV
-from node.testnet.metrics import read_metrics, summarize
+from node.testnet.metrics import MetricsTail, read_metrics, summarize
 from node.testnet.peers import PeerProcess, bootstrap_address, free_port, wait_until
 
 
@@ -60,6 +61,7 @@ class Testnet:
         self.started_at = 0.0
         self.finished_at: float | None = None
         self.bootstrap = ""
+        self._tails: dict[str, MetricsTail] = {}
         self.shards: list[dict[str, Any]] = []
         self.accounts: dict[int, str] = {}  # peer index -> reward address (receipts on)
         self.validation: Any = None  # node.validation.service.ValidationService while running
@@ -91,15 +93,15 @@ class Testnet:
         ]
         if c.contributors > 0:
             args += ["--shard-store", str(self.shard_store)]
-        if c.validators > 0:
-            d = c.run_dir / f"peer{index}"
-            args += ["--keystore", str(d / "node.key"), "--password-file", str(d / "node.pass"),
-                     "--snapshot-dir", str(c.run_dir / "snapshots")]
         if c.aggregator is not None:
             args += ["--aggregator", c.aggregator]
         if index >= c.peers - c.byzantine:
             args += ["--attack", c.attack]
         args += list(c.peer_args.get(index, ()))
+        if c.validators > 0:
+            d = c.run_dir / f"peer{index}"
+            args += ["--keystore", str(d / "node.key"), "--password-file", str(d / "node.pass"),
+                     "--snapshot-dir", str(c.run_dir / "snapshots")]
         if index > 0:  # peers hold the same model after each round: one periodic evaluation is enough
             args += ["--eval-every", "0"]
         if index == 0:
@@ -168,7 +170,11 @@ class Testnet:
         return self.validation_result
 
     def metrics(self) -> dict[str, list[dict[str, Any]]]:
-        return {p.name: read_metrics(p.metrics_path) for p in self.peers}
+        """Every peer's metrics records so far (read incrementally: the live view polls this every second)."""
+        for p in self.peers:
+            if p.name not in self._tails or self._tails[p.name].path != p.metrics_path:
+                self._tails[p.name] = MetricsTail(p.metrics_path)
+        return {p.name: list(self._tails[p.name].read()) for p in self.peers}
 
     def finished(self) -> bool:
         return all(not p.alive() for p in self.peers)
@@ -183,11 +189,28 @@ class Testnet:
         """Peers that exited non-zero without having been killed on purpose."""
         return [p.name for p in self.peers if not p.alive() and not p.killed and p.returncode() not in (0, None)]
 
+    def failure_reason(self, name: str) -> str:
+        """The peer's own one-line error (``error: ...`` on its stderr), or where to look."""
+        peer = next(p for p in self.peers if p.name == name)
+        out = peer.dir / "stdout.txt"
+        lines = out.read_text(errors="replace").splitlines() if out.exists() else []
+        errors = [line for line in lines if line.startswith("error: ")]
+        return errors[-1][len("error: "):] if errors else f"exit {peer.returncode()}; see {peer.log_path} and {out}"
+
     def stop(self, timeout: float = 60.0) -> None:
-        for p in self.peers:
-            p.signal(15)
-        for p in self.peers:
-            p.stop(timeout)
+        """SIGTERM every peer (they checkpoint and leave), then SIGKILL whatever is left of each group.
+
+        A second Ctrl-C during the wait (KeyboardInterrupt) skips straight to the kill: no peer,
+        DHT or p2pd process outlives the testnet either way.
+        """
+        try:
+            for p in self.peers:
+                p.signal(signal.SIGTERM)
+            for p in self.peers:
+                p.stop(timeout)
+        finally:
+            for p in self.peers:
+                p.kill_group()
         if self._embedded_broker is not None:  # after the peers: their last status still reaches it
             self._embedded_broker.stop()
             self._embedded_broker = None
