@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from node.data.runs import RunIndex
 from node.data.store import ShardStore, StoreConfig
 from node.data.vetted import prepare_vetted_shards, split_text
 from node.train.data import demo_corpus
@@ -23,10 +24,17 @@ def prepare_shards(store_root: Path, run_id: str, contributors: int, extra: list
     corpus = demo_corpus()
     store = ShardStore(StoreConfig(store_root))
     contributions = split_text(corpus.train, contributors) + list(extra or [])
+    runs = RunIndex(store, run_id)
     out: list[dict[str, Any]] = []
     for i, text in enumerate(contributions):
+        before = {r.shard_id for r in runs.reports()}
         passed = prepare_vetted_shards(store, [text], run_id=run_id, eval_text=corpus.val)
+        # The contribution's own report (also for a failed shard, which has no VettedShard): the new one.
+        report = next((r for r in runs.reports() if r.shard_id not in before), None)
         out.append({
+            "content_id": report.shard_id if report is not None else (passed[0].shard_id if passed else None),
+            "verdict": report.verdict.value if report is not None else ("pass" if passed else "unknown"),
+            "reasons": [why for c in report.checks if c.status.value != "pass" for why in c.reasons][:3] if report is not None else [],
             "contributor": i,
             "shard_id": passed[0].shard_id if passed else None,
             "passed": bool(passed),

@@ -48,6 +48,9 @@ class TestnetConfig:
     attack: str = "sign-flip"
     aggregator: str | None = None
     peer_args: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    # Further contributions (UTF-8 text) vetted after the contributors' shards, e.g. a scenario's poisoned or
+    # duplicate shard (node.testnet.scenario): vetted like any other, so a failed one never reaches a peer.
+    extra_shards: tuple[bytes, ...] = ()
 
     __test__ = False  # not a pytest test class, despite the name
 
@@ -114,7 +117,8 @@ class Testnet:
         if self.cfg.contributors > 0:
             from node.testnet.data import prepare_shards
 
-            self.shards = prepare_shards(self.shard_store, self.cfg.run_id, self.cfg.contributors)
+            self.shards = prepare_shards(self.shard_store, self.cfg.run_id, self.cfg.contributors,
+                                         extra=list(self.cfg.extra_shards))
             (self.cfg.run_dir / "shards.json").write_text(json.dumps(self.shards, indent=2) + "\n")
         if self.cfg.broker is None:
             from node.telemetry.broker import EmbeddedBroker
