@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -33,9 +34,14 @@ def user_errors() -> Iterator[None]:
 def graceful_signals(on_first: Callable[[], None], what: str = "stopping") -> Iterator[None]:
     """First SIGINT/SIGTERM calls ``on_first`` (a graceful stop); a second one forces an exit."""
     hits = 0
+    owner = os.getpid()
 
     def handler(signum: int, frame: object) -> None:
         nonlocal hits
+        if os.getpid() != owner:  # a forked child (hivemind's DHT, averagers) inherited this handler:
+            signal.signal(signum, signal.SIG_DFL)  # behave as if it never had one
+            os.kill(os.getpid(), signum)
+            return
         hits += 1
         if hits == 1:
             print(f"\n{what} gracefully (press Ctrl-C again to force)", file=sys.stderr)

@@ -13,6 +13,8 @@ from protocol.types import PeerId
 
 log = logging.getLogger(__name__)
 
+START_TIMEOUT_S = 90.0  # p2pd start and bootstrap take seconds; far longer means the DHT process is gone
+
 
 def start_dht(cfg: SwarmConfig) -> hivemind.DHT:
     """A running DHT joined to ``cfg.initial_peers`` (or a new swarm when there are none).
@@ -22,17 +24,26 @@ def start_dht(cfg: SwarmConfig) -> hivemind.DHT:
     """
     if cfg.identity_path is not None:
         cfg.identity_path.parent.mkdir(parents=True, exist_ok=True)
+    dht = hivemind.DHT(
+        initial_peers=list(cfg.initial_peers),
+        host_maddrs=list(cfg.listen),
+        identity_path=str(cfg.identity_path) if cfg.identity_path else None,
+        start=False,
+        **cfg.extra_dht_options,  # type: ignore[arg-type]
+    )
     try:
-        return hivemind.DHT(
-            initial_peers=list(cfg.initial_peers),
-            host_maddrs=list(cfg.listen),
-            identity_path=str(cfg.identity_path) if cfg.identity_path else None,
-            start=True,
-            await_ready=True,
-            **cfg.extra_dht_options,  # type: ignore[arg-type]
-        )
+        # Bounded: if the DHT child dies before it is ready, hivemind would wait forever.
+        dht.run_in_background(await_ready=True, timeout=START_TIMEOUT_S)
     except P2PDaemonError as e:
         raise BootstrapError(_explain(str(e), cfg)) from e
+    except TimeoutError as e:
+        if dht.is_alive():
+            dht.terminate()
+        raise BootstrapError(
+            f"the DHT did not start within {START_TIMEOUT_S:.0f} s (its process {'hung' if dht.is_alive() else 'died'}); "
+            "see the log above, then start the node again"
+        ) from e
+    return dht
 
 
 def _explain(message: str, cfg: SwarmConfig) -> str:
