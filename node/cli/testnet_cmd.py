@@ -92,3 +92,13 @@ def up(
         for name in summary["failed_peers"]:
             typer.echo(f"error: {name} failed: {net.failure_reason(name)}", err=True)
         raise typer.Exit(1)
+
+
+def _register_scenario_commands() -> None:
+    from node.cli import scenario_cmd
+
+    app.command(name="run")(scenario_cmd.run)
+    app.command(name="report")(scenario_cmd.report)
+
+
+_register_scenario_commands()
