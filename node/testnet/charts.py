@@ -57,7 +57,7 @@ def loss_over_time(d: Any, path: Path) -> None:
             ax2.plot(*zip(*train), linewidth=1, label=peer)
     swarm = d.swarm_val_curve()
     if swarm:
-        ax.plot(*zip(*swarm), color="black", linewidth=2.2, label="swarm (mean of latest per peer)")
+        ax.plot(*zip(*swarm), color="black", linewidth=2.2, label="swarm (every evaluation; simultaneous ones averaged)")
     if not swarm:
         _empty(ax, "no validation loss recorded")
     ax.set_ylabel("validation loss (nats/byte)")
@@ -123,6 +123,7 @@ def receipts(d: Any, path: Path) -> None:
         for i, (a, r) in enumerate(zip(acc, rej)):
             ax.text(i, a + r, f"{a} / {r}", ha="center", va="bottom", fontsize=8)
         ax.set_ylabel("receipts")
+        ax.set_ylim(0, max(a + r for a, r in zip(acc, rej)) * 1.2 + 1)  # room for the labels under the title
         ax.legend(fontsize=8)
     else:
         _empty(ax, "no receipts (validators off)")
@@ -161,6 +162,7 @@ def tokens(d: Any, path: Path) -> None:
         for i, (_, v) in enumerate(rows.values()):
             ax.text(i, v, f"{v:,.0f}", ha="center", va="bottom", fontsize=8)
         ax.set_ylabel("tokens")
+        ax.set_ylim(0, max([v for _, v in rows.values()] + [1]) * 1.2)
         ax.tick_params(axis="x", labelsize=8)
     else:
         _empty(ax, "no rewards (validators off)")

@@ -43,15 +43,17 @@ class RunData:
         return names.get(address.lower(), f"{role or 'account'} {address[:8]}")
 
     def swarm_val_curve(self) -> list[tuple[float, float]]:
-        """At each evaluation anywhere, the mean of every peer's latest validation loss."""
-        points = sorted((r["t"] - self.t0, p, r["val_loss"]) for p, recs in self.metrics.items()
+        """The swarm's loss: every evaluation of any peer in time order (peers hold one model after each
+        round), evaluations within 3 s of each other (a start or the final one of every peer) averaged."""
+        points = sorted((r["t"] - self.t0, r["val_loss"]) for recs in self.metrics.values()
                         for r in recs if r.get("val_loss") is not None)
-        latest: dict[str, float] = {}
-        out = []
-        for t, p, v in points:
-            latest[p] = v
-            out.append((t, sum(latest.values()) / len(latest)))
-        return out
+        groups: list[list[tuple[float, float]]] = []
+        for t, v in points:
+            if groups and t - groups[-1][0][0] <= 3.0:
+                groups[-1].append((t, v))
+            else:
+                groups.append([(t, v)])
+        return [(sum(t for t, _ in g) / len(g), sum(v for _, v in g) / len(g)) for g in groups]
 
     def group_sizes(self) -> dict[int, int]:
         groups: dict[int, int] = {}

@@ -104,8 +104,8 @@ class ScenarioRun:
     def swarm_epoch(self) -> int:
         return max((r["new_epoch"] for recs in self.net.metrics().values() for r in recs if r["event"] == "epoch"), default=0)
 
-    def _record(self, action: str, line: int, peer: int | None = None, detail: str = "") -> None:
-        entry = {"t": round(self.elapsed(), 2), "epoch": self.swarm_epoch(), "action": action, "peer": peer,
+    def _record(self, action: str, line: int, peer: int | None = None, detail: str = "", at: float | None = None) -> None:
+        entry = {"t": round(self.elapsed() if at is None else at, 2), "epoch": self.swarm_epoch(), "action": action, "peer": peer,
                  "line": line, "detail": detail}
         self.timeline.append(entry)
         self.log(f"[{entry['t']:7.1f} s] {action}{f' peer{peer}' if peer is not None else ''} {detail}".rstrip())
@@ -126,7 +126,7 @@ class ScenarioRun:
             self.net.start()
             for e in self.s.events:
                 if e.action in ("poisoned_shard", "duplicate_shard"):
-                    self._record(e.action, e.line, detail="vetted with the other contributions before the peers started")
+                    self._record(e.action, e.line, detail="vetted with the other contributions before the peers started", at=0.0)
             service = self.net.validation
             deadline = time.monotonic() + self.s.timeout_s
             while time.monotonic() < deadline:
