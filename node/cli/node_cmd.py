@@ -65,6 +65,7 @@ def start(
     progress: Annotated[bool, typer.Option(help="Show a live progress line (off with --log-json).")] = True,
     aggregator: Annotated[Optional[str], typer.Option(help="How gradients are combined: centered-clip (default, robust) | trimmed-mean | median | mean.")] = None,
     worker_momentum: Annotated[Optional[float], typer.Option(help="Send momentum b*m+(1-b)*g instead of the gradient (0: off); helps robust aggregators.")] = None,
+    min_group_size: Annotated[Optional[int], typer.Option(help="Smallest gradient-averaging group (3+ so robust rules have an honest majority to find).")] = None,
     # Testing faults: hidden, and refused outside `hivenet testnet up` (see node.testnet.attacks).
     attack: Annotated[Optional[str], typer.Option(hidden=True)] = None,
     slowdown: Annotated[Optional[float], typer.Option(hidden=True)] = None,
@@ -93,7 +94,7 @@ def start(
         from node.logfmt import setup_logging
 
         cfg = load_config(config_path(config, os.environ), os.environ, flags)
-        cfg = _with_averaging(cfg, aggregator, worker_momentum)
+        cfg = _with_averaging(cfg, aggregator, worker_momentum, min_group_size)
         _install_testing_faults(attack, slowdown, send_delay, dump_rounds)
         setup_logging(cfg.log.level, str(cfg.log.file) if cfg.log.file else None, cfg.log.json)
         if progress and not cfg.log.json:
@@ -109,7 +110,8 @@ def start(
                 daemon.run()
 
 
-def _with_averaging(cfg, aggregator: str | None, worker_momentum: float | None):  # type: ignore[no-untyped-def]
+def _with_averaging(cfg, aggregator: str | None, worker_momentum: float | None,  # type: ignore[no-untyped-def]
+                    min_group_size: int | None):
     """Apply the robust-averaging flags to the swarm config (validated by building the aggregator once)."""
     from dataclasses import replace
 
@@ -124,6 +126,10 @@ def _with_averaging(cfg, aggregator: str | None, worker_momentum: float | None):
         if not 0 <= worker_momentum < 1:
             raise ConfigError(f"--worker-momentum must be in [0, 1), not {worker_momentum}")
         changes["worker_momentum"] = worker_momentum
+    if min_group_size is not None:
+        if min_group_size < 2:
+            raise ConfigError(f"--min-group-size must be at least 2, not {min_group_size}")
+        changes["min_group_size"] = min_group_size
     return replace(cfg, swarm=replace(cfg.swarm, **changes)) if changes else cfg
 
 

@@ -26,6 +26,7 @@ own local values, so results differ by round-off, never bit for bit).
 from __future__ import annotations
 
 import enum
+import hashlib
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -80,6 +81,11 @@ def sketches_match(a: Sequence[float], b: Sequence[float], rtol: float = SKETCH_
     return True
 
 
+def group_tag(group: Sequence[str]) -> str:
+    """Names a group by its members, so a record of another round under the same key is not mistaken for this one."""
+    return hashlib.sha256("\n".join(sorted(group)).encode()).hexdigest()[:16]
+
+
 def parse_record(value: Any, chunks: int = SKETCH_CHUNKS) -> list[float] | None:
     """A peer's published record -> its sketch, or None for a failed round or anything malformed."""
     if not isinstance(value, dict) or value.get("ok") is not True:
@@ -121,20 +127,23 @@ class RoundAgreement:
     def key(self, epoch: int) -> str:
         return f"{self.run_id}_agreement_{epoch}"
 
-    def publish(self, epoch: int, mine: list[float] | None) -> None:
+    def publish(self, epoch: int, group: Sequence[str], mine: list[float] | None) -> None:
         from hivemind.utils import get_dht_time
 
-        value = {"ok": mine is not None, "sketch": mine or []}
+        value = {"ok": mine is not None, "sketch": mine or [], "group": group_tag(group)}
         self.dht.store(self.key(epoch), subkey=self.me, value=value, expiration_time=get_dht_time() + _RECORD_TTL)
 
     def collect(self, epoch: int, group: Sequence[str]) -> dict[str, list[float] | None]:
         """The group members' parsed records; waits until all are there or ``timeout`` s have passed."""
         deadline = time.monotonic() + self.timeout
+        tag = group_tag(group)
         records: dict[str, list[float] | None] = {}
         while True:
             found = self.dht.get(self.key(epoch), latest=True)
             entries = found.value if found is not None and isinstance(found.value, dict) else {}
-            records = {p: parse_record(getattr(entries.get(p), "value", None)) for p in group if p in entries}
+            values = {p: getattr(entries.get(p), "value", None) for p in group if p in entries}
+            # a member at another epoch, or this epoch's record of another group, has not reported on this round
+            records = {p: parse_record(v) for p, v in values.items() if isinstance(v, dict) and v.get("group") == tag}
             if all(p in records for p in group) or time.monotonic() >= deadline:
                 return records
             time.sleep(self.poll)
@@ -142,7 +151,7 @@ class RoundAgreement:
     def check(self, epoch: int, group: Sequence[str], tensors: Sequence[torch.Tensor] | None) -> Verdict:
         """Publish, collect, decide. ``tensors`` None means this peer's round failed."""
         mine = sketch(tensors) if tensors is not None else None
-        self.publish(epoch, mine)
+        self.publish(epoch, group, mine)
         if mine is None:
             return decide(self.me, None, group, {})
         return decide(self.me, mine, group, self.collect(epoch, group))

@@ -150,7 +150,7 @@ def make_optimizer(
                                  trim_fraction=cfg.trim_fraction)
     momentum = WorkerMomentum(cfg.worker_momentum) if cfg.worker_momentum > 0 else None
     factory = partial(RobustGradientAverager, aggregator=aggregator, send_delay=send_delay,
-                      transform=chain(momentum, gradient_transform))
+                      transform=chain(momentum, gradient_transform), min_group_size=cfg.min_group_size)
     return CollaborativeOptimizer(
         grad_averager_factory=factory,
         agreement_timeout=cfg.agreement_timeout if cfg.agreement_timeout > 0 else None,

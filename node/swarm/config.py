@@ -33,4 +33,7 @@ class SwarmConfig:
     # After each round the group compares sketches of its result in the DHT and discards a round it does not
     # agree on; a dead member's record never comes, so this bounds the wait. 0 disables the check.
     agreement_timeout: float = 10.0
+    # Smallest all-reduce group. hivemind's 2 lets a group of one honest peer and one attacker form, where no
+    # rule can tell them apart (seen here: such a round at start-up, then lasting drift); 3 with robust rules.
+    min_group_size: int = 2
     extra_dht_options: dict[str, object] = field(default_factory=dict)  # passed to hivemind.DHT verbatim (tests)

@@ -1,0 +1,54 @@
+"""Acceptance 2: a real swarm of 4 peer processes, one of them sending sign-flipped gradients (x -1000).
+
+Three runs on loopback, one after the other: clean with the plain mean, attacked with CenteredClip, attacked
+with the plain mean. Robust must land within 5% of clean; the plain mean must diverge (held-out loss above
+where it started). Groups need 3 members, so one honest peer never averages alone with the attacker.
+"""
+
+import pytest
+
+from node.testnet.network import Testnet
+from tests.integration.swarm_helpers import epoch_records, max_param_difference, tiny_testnet
+
+pytestmark = pytest.mark.slow
+
+EPOCHS = 6
+
+
+def _final_val_losses(metrics):
+    return {p: next(r["val_loss"] for r in recs if r["event"] == "final") for p, recs in metrics.items()}
+
+
+def _run(run_dir, **overrides):
+    cfg = tiny_testnet(run_dir, peers=4, epochs=EPOCHS, contributors=0, broker="",
+                       extra_args=("--min-group-size", "3"), **overrides)
+    with Testnet(cfg) as net:
+        assert net.wait_finished(timeout=200), f"{cfg.run_id} did not finish {EPOCHS} epochs in 200 s"
+        metrics = net.metrics()
+    assert net.failed_peers() == []
+    return metrics
+
+
+def test_centered_clip_matches_clean_training_while_the_mean_diverges(tmp_path):
+    metrics = {
+        "clean": _run(tmp_path / "clean", run_id="rb-clean", aggregator="mean"),
+        "robust": _run(tmp_path / "robust", run_id="rb-robust", byzantine=1, attack="sign-flip"),
+        "mean": _run(tmp_path / "mean", run_id="rb-mean", byzantine=1, attack="sign-flip", aggregator="mean"),
+    }
+
+    start = next(r["val_loss"] for r in metrics["clean"]["peer0"] if r["event"] == "start")
+    final = {name: _final_val_losses(m) for name, m in metrics.items()}
+    clean, robust, mean = (max(final[n].values()) for n in ("clean", "robust", "mean"))
+    print(f"\nheld-out loss: start {start:.3f}, clean {clean:.3f}, robust under attack {robust:.3f}, "
+          f"mean under attack {mean:.3f}")
+    assert clean < start - 0.5  # the clean run learned
+    assert robust <= clean * 1.05, (robust, clean)
+    assert mean > start, (mean, start)  # diverged: worse than the untrained model
+
+    # Every round of the attacked robust run had all 4 peers and the group agreed on the result.
+    for peer in ("peer0", "peer1", "peer2"):
+        rounds = epoch_records(metrics["robust"], peer)
+        assert len(rounds) == EPOCHS
+        assert all(r["group_size"] == 4 and r["agreement"] == "agreed" for r in rounds), rounds
+    honest = [tmp_path / "robust" / f"peer{i}" / "checkpoint.pt" for i in range(3)]
+    assert max_param_difference(honest) <= 1e-5
