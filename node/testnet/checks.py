@@ -62,10 +62,10 @@ def _check(s: Scenario, x: Expectation, summary: dict[str, Any], metrics: dict[s
                         f"reasons: {', '.join(reasons)}" if reasons else "")
     if x.check == "tokens":
         who = f"peer{x.peer}" if x.peer is not None else f"contributor{x.contributor}"
-        account = accounts.get(who)
-        if account is None:
+        address = accounts.get(who)
+        if address is None:
             return _verdict(s, x, f"tokens of {who}", None, "it has no reward account (no shard or no keystore)")
-        row = {a.lower(): r for a, r in summary.get("rewards", {}).items()}.get(account.lower())
+        row = {a.lower(): r for a, r in summary.get("rewards", {}).items()}.get(address.lower())
         return _verdict(s, x, f"tokens of {who}", int(row["tokens"]) / TOKEN if row else 0.0)
     return _shard(s, x, summary, metrics)
 
