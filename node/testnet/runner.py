@@ -93,6 +93,7 @@ class ScenarioRun:
         self.partitioned: set[int] = set()
         self._heals: list[tuple[float, int, int]] = []  # (elapsed s, peer, line) of partitions with a duration
         self._stop = False
+        self.chain_paused = False
 
     def request_stop(self) -> None:
         """Stop early (Ctrl-C): the run ends as a failure, with its report."""
@@ -132,7 +133,11 @@ class ScenarioRun:
             while time.monotonic() < deadline:
                 for e in [e for e in pending if self._due(e)]:
                     pending.remove(e)
-                    self._apply(e)
+                    try:
+                        self._apply(e)
+                    except Exception as exc:  # a fault that could not be made is a failed run, not a crash
+                        problems.append(f"FAIL: event {e.describe()} could not run: {type(exc).__name__}: {exc}")
+                        self._record(e.action, e.line, e.peer, f"failed: {exc}")
                 for h in [h for h in self._heals if self.elapsed() >= h[0]]:
                     self._heals.remove(h)
                     self._heal(h[1], h[2], "partition over")
@@ -152,6 +157,9 @@ class ScenarioRun:
         finally:
             for i in list(self.partitioned):  # a stopped group would ignore SIGTERM until SIGKILL
                 self._heal(i, 0, "end of run")
+            if self.chain_paused:  # settling at the end needs the chain
+                self._pause_chain(False)
+                self._record("chain_start", 0, detail="end of run")
             self.net.stop(self.cfg.stop_timeout_s)
         summary = self.net.write_summary()
         (self.cfg.run_dir / "timeline.json").write_text(json.dumps(
@@ -208,15 +216,24 @@ class ScenarioRun:
             self.byzantine.add(e.peer)  # type: ignore[arg-type]
             self._record("byzantine", e.line, e.peer, f"attack {e.attack}")
             return
-        elif e.action in ("broker_stop", "broker_start"):
-            broker = self.net._embedded_broker
-            if broker is not None:
-                broker.stop() if e.action == "broker_stop" else broker.start()
+        elif e.action == "broker_stop" and self.net._embedded_broker is not None:
+            self.net._embedded_broker.stop()
+        elif e.action == "broker_start" and self.net._embedded_broker is not None:
+            from node.telemetry.broker import EmbeddedBroker
+
+            old = self.net._embedded_broker.address  # a broker's thread runs once: a new one on the same port
+            fresh = EmbeddedBroker(old.host, old.port)
+            fresh.start()
+            self.net._embedded_broker = fresh
         elif e.action in ("chain_stop", "chain_start"):
-            anvil = self.net.validation.anvil if self.net.validation is not None else None
-            if anvil is not None and anvil.poll() is None:
-                os.kill(anvil.pid, signal.SIGSTOP if e.action == "chain_stop" else signal.SIGCONT)
+            self._pause_chain(e.action == "chain_stop")
         self._record(e.action, e.line, e.peer)
+
+    def _pause_chain(self, pause: bool) -> None:
+        anvil = self.net.validation.anvil if self.net.validation is not None else None
+        if anvil is not None and anvil.poll() is None:
+            os.kill(anvil.pid, signal.SIGSTOP if pause else signal.SIGCONT)
+        self.chain_paused = pause
 
     def _heal(self, peer: int, line: int, detail: str) -> None:
         self._signal_group(self.net.peers[peer], signal.SIGCONT)
