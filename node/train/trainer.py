@@ -251,7 +251,8 @@ class Trainer:
         new_epoch = opt.local_epoch
         evaluate_now = self.cfg.eval_every > 0 and new_epoch % self.cfg.eval_every == 0
         val_loss = evaluate(model, val, self.device) if evaluate_now else None
-        self._checkpoint(opt, model)
+        if new_epoch % max(1, self.cfg.checkpoint_every) == 0:
+            self._checkpoint(opt, model)
         barrier.arrive(dht, self.swarm.run_id, "start")  # keep the arrival fresh for peers that restart later
         elapsed = time.monotonic() - started
         self._metric(
