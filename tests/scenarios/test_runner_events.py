@@ -1,0 +1,77 @@
+"""Runner events on stand-in peers (no swarm): partition/heal stop and continue the whole process group,
+a peer turning Byzantine restarts with the attack flag, kill/restart are recorded on the timeline."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+from node.testnet.peers import PeerProcess
+from node.testnet.runner import RunnerConfig, ScenarioRun
+from node.testnet.scenario import parse_scenario
+
+SCENARIO = """name = "events"
+[network]
+peers = 2
+validators = 0
+data_contributors = 0
+broker = "off"
+[[events]]
+action = "partition"
+peer = 1
+at = 0
+[[events]]
+action = "heal"
+peer = 1
+at = 1
+[[events]]
+action = "byzantine"
+peer = 0
+attack = "label-flip"
+at = 2
+"""
+
+
+class StandIn(PeerProcess):
+    """A `sleep` with a child in its own process group, like a peer and its DHT/p2pd children."""
+
+    def start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(["sh", "-c", "sleep 60 & sleep 60; wait"], start_new_session=True)
+        self.starts += 1
+        self.killed = False
+
+
+def _states(pgid: int) -> set[str]:
+    out = subprocess.run(["ps", "-o", "stat=", "-g", str(pgid)], capture_output=True, text=True).stdout.split()
+    return {s[0] for s in out}
+
+
+def test_partition_heal_and_turning_byzantine(tmp_path: Path) -> None:
+    s = parse_scenario(SCENARIO, "e.toml")
+    run = ScenarioRun(s, RunnerConfig(tmp_path / "run", report=False, stop_timeout_s=1.0), log=lambda m: None)
+    run.net.started_at = time.time()
+    run.net.peers = [StandIn(index=i, dir=tmp_path / f"peer{i}", args=["--run-id", "x"]) for i in range(2)]
+    try:
+        for p in run.net.peers:
+            p.start()
+        time.sleep(0.3)
+        partition, heal, byzantine = s.events
+        run._apply(partition)
+        time.sleep(0.3)
+        assert _states(run.net.peers[1].proc.pid) == {"T"}  # every process of the group is stopped
+        assert _states(run.net.peers[0].proc.pid) == {"S"}
+        run._apply(heal)
+        time.sleep(0.3)
+        assert _states(run.net.peers[1].proc.pid) == {"S"}
+        first = run.net.peers[0].proc.pid
+        run._apply(byzantine)
+        peer0 = run.net.peers[0]
+        assert peer0.starts == 2 and peer0.proc.pid != first and peer0.alive()
+        assert peer0.args[-2:] == ["--attack", "label-flip"] and run.byzantine == {0}
+        assert [(e["action"], e["peer"], e["line"]) for e in run.timeline] == [
+            ("partition", 1, 7), ("heal", 1, 11), ("byzantine", 0, 15)]
+    finally:
+        for p in run.net.peers:
+            p.kill_group()
