@@ -29,7 +29,7 @@ def _empty(ax: Axes, text: str) -> None:
 
 def _events(ax: Axes, timeline: list[dict[str, Any]], key: str) -> None:
     """The scenario's events as labelled vertical lines (x = seconds or epoch, per ``key``)."""
-    top = ax.get_ylim()[1]
+    seen: dict[float, int] = {}
     for e in timeline:
         if e["action"] in ("poisoned_shard", "duplicate_shard"):
             continue  # before the start: shown in the shard chart
@@ -37,7 +37,10 @@ def _events(ax: Axes, timeline: list[dict[str, Any]], key: str) -> None:
         color = EVENT_COLORS.get(e["action"], "#444")
         ax.axvline(x, color=color, linestyle="--", linewidth=1, alpha=0.8)
         label = e["action"] + (f" p{e['peer']}" if e.get("peer") is not None else "")
-        ax.text(x, top, label, rotation=90, va="top", ha="right", fontsize=7, color=color)
+        near = sum(n for at, n in seen.items() if abs(at - x) <= (3.0 if key == "t" else 0.5))
+        seen[x] = seen.get(x, 0) + 1  # labels of events at (nearly) the same place step down the line
+        ax.text(x, 0.98 - 0.3 * (near % 3), label, rotation=90, va="top", ha="right", fontsize=7, color=color,
+                transform=ax.get_xaxis_transform())
 
 
 def _save(fig: Any, path: Path) -> None:

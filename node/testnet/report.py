@@ -45,8 +45,10 @@ class RunData:
     def swarm_val_curve(self) -> list[tuple[float, float]]:
         """The swarm's loss: every evaluation of any peer in time order (peers hold one model after each
         round), evaluations within 3 s of each other (a start or the final one of every peer) averaged."""
-        points = sorted((r["t"] - self.t0, r["val_loss"]) for recs in self.metrics.values()
-                        for r in recs if r.get("val_loss") is not None)
+        first_epoch = min((r["t"] for recs in self.metrics.values() for r in recs if r["event"] == "epoch"), default=float("inf"))
+        # A peer that joins or restarts evaluates its model before it loads the swarm's: not the swarm's loss.
+        points = sorted((r["t"] - self.t0, r["val_loss"]) for recs in self.metrics.values() for r in recs
+                        if r.get("val_loss") is not None and (r["event"] != "start" or r["t"] < first_epoch))
         groups: list[list[tuple[float, float]]] = []
         for t, v in points:
             if groups and t - groups[-1][0][0] <= 3.0:
