@@ -9,7 +9,8 @@ How each fault is made on one machine:
   keeps the peer computing and its sockets open; a stopped peer neither computes nor answers, and its
   TCP peers see silence rather than resets, which is what the others observe of a partitioned peer.
 - byzantine: the peer stops gracefully (checkpoint) and restarts with ``--attack NAME``.
-- broker_stop/broker_start: the in-process MQTT broker stops and starts on the same port.
+- broker_stop/broker_start: the scenario's MQTT broker (a process of its own) is killed and started
+  again on the same port.
 - chain_stop/chain_start: SIGSTOP/SIGCONT of anvil (the chain is unreachable, its state is kept).
 - poisoned_shard/duplicate_shard: a contribution vetted with the others before the peers start.
 """
@@ -20,6 +21,9 @@ import json
 import os
 import random
 import signal
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -28,7 +32,7 @@ from typing import Any
 
 from node.testnet.checks import check_expectations
 from node.testnet.network import Testnet, TestnetConfig
-from node.testnet.peers import PeerProcess
+from node.testnet.peers import PeerProcess, free_port
 from node.testnet.scenario import Event, Scenario
 
 
@@ -46,6 +50,43 @@ class Outcome:
     messages: list[str]  # one per expectation (and per problem of the run itself), "ok: ..." or "FAIL: ..."
     summary: dict[str, Any] = field(default_factory=dict)
     timeline: list[dict[str, Any]] = field(default_factory=list)
+
+
+class BrokerProcess:
+    """The scenario's MQTT broker in a process of its own, so an outage is real and the port comes back.
+
+    (An in-process amqtt broker that shuts down with clients connected can keep its listening socket
+    until the process exits: a restart on the same port then fails with "address already in use".)
+    """
+
+    def __init__(self, port: int, log_path: Path) -> None:
+        self.port, self.log_path = port, log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 20.0) -> None:
+        code = ("import time; from node.telemetry.broker import EmbeddedBroker; "
+                f"b = EmbeddedBroker('127.0.0.1', {self.port}); b.start(); print('ready', flush=True); time.sleep(1e9)")
+        with open(self.log_path, "ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-c", code], stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the MQTT broker exited with {self.proc.returncode}; see {self.log_path}")
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.2)
+        raise TimeoutError(f"the MQTT broker did not listen on port {self.port} within {timeout_s:g} s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # an outage, not a goodbye: clients see the connection drop
+            self.proc.wait(timeout=10)
 
 
 def poisoned_text(kind: str, seed: int = 7) -> bytes:
@@ -68,7 +109,8 @@ def duplicate_text(contributor: int, contributors: int) -> bytes:
     return b"A fresh contribution, honestly.\n\n" + split_text(demo_corpus().train, contributors)[contributor]
 
 
-def testnet_config(s: Scenario, run_dir: Path) -> TestnetConfig:
+def testnet_config(s: Scenario, run_dir: Path, broker_url: str | None = None) -> TestnetConfig:
+    """``broker_url``: an MQTT broker the runner manages (scenarios with broker events); else per [network]."""
     n = s.network
     extra = tuple(poisoned_text(e.kind) if e.action == "poisoned_shard" else duplicate_text(e.of, n.data_contributors)
                   for e in s.events if e.action in ("poisoned_shard", "duplicate_shard"))
@@ -76,7 +118,7 @@ def testnet_config(s: Scenario, run_dir: Path) -> TestnetConfig:
         run_dir=run_dir, peers=n.peers, run_id=f"scenario-{s.name}", epochs=n.epochs, target_batch_size=n.target_batch_size,
         batch_size=n.batch_size, n_layer=n.n_layer, n_embd=n.n_embd, device="cpu", peer_wait_timeout=n.peer_wait_timeout,
         contributors=n.data_contributors, validators=n.validators, chain=n.chain, receipt_p=n.receipt_p,
-        broker=None if n.broker == "embedded" else "", aggregator=n.aggregator, extra_shards=extra,
+        broker=broker_url if broker_url else (None if n.broker == "embedded" else ""), aggregator=n.aggregator, extra_shards=extra,
         peer_args={i: ("--attack", n.attack) for i in n.byzantine},
         extra_args=("--eval-every", "1"),  # peer0 evaluates every epoch (the others' later --eval-every 0 wins): the loss chart
     )
@@ -87,7 +129,9 @@ class ScenarioRun:
 
     def __init__(self, scenario: Scenario, cfg: RunnerConfig, log: Callable[[str], None] = print) -> None:
         self.s, self.cfg, self.log = scenario, cfg, log
-        self.net = Testnet(testnet_config(scenario, cfg.run_dir))
+        outages = any(e.action.startswith("broker_") for e in scenario.events)
+        self.broker = BrokerProcess(free_port(), cfg.run_dir / "broker.log") if outages else None
+        self.net = Testnet(testnet_config(scenario, cfg.run_dir, self.broker.url if self.broker else None))
         self.timeline: list[dict[str, Any]] = []
         self.byzantine: set[int] = set(scenario.network.byzantine)
         self.partitioned: set[int] = set()
@@ -124,6 +168,8 @@ class ScenarioRun:
         pending = [e for e in self.s.events if e.action not in ("poisoned_shard", "duplicate_shard")]
         service = None
         try:
+            if self.broker is not None:
+                self.broker.start()
             self.net.start()
             for e in self.s.events:
                 if e.action in ("poisoned_shard", "duplicate_shard"):
@@ -161,6 +207,8 @@ class ScenarioRun:
                 self._pause_chain(False)
                 self._record("chain_start", 0, detail="end of run")
             self.net.stop(self.cfg.stop_timeout_s)
+            if self.broker is not None:
+                self.broker.stop()
         summary = self.net.write_summary()
         (self.cfg.run_dir / "timeline.json").write_text(json.dumps(
             {"started_at": self.net.started_at, "events": self.timeline}, indent=2) + "\n")
@@ -216,15 +264,10 @@ class ScenarioRun:
             self.byzantine.add(e.peer)  # type: ignore[arg-type]
             self._record("byzantine", e.line, e.peer, f"attack {e.attack}")
             return
-        elif e.action == "broker_stop" and self.net._embedded_broker is not None:
-            self.net._embedded_broker.stop()
-        elif e.action == "broker_start" and self.net._embedded_broker is not None:
-            from node.telemetry.broker import EmbeddedBroker
-
-            old = self.net._embedded_broker.address  # a broker's thread runs once: a new one on the same port
-            fresh = EmbeddedBroker(old.host, old.port)
-            fresh.start()
-            self.net._embedded_broker = fresh
+        elif e.action == "broker_stop" and self.broker is not None:
+            self.broker.stop()
+        elif e.action == "broker_start" and self.broker is not None:
+            self.broker.start()
         elif e.action in ("chain_stop", "chain_start"):
             self._pause_chain(e.action == "chain_stop")
         self._record(e.action, e.line, e.peer)

@@ -75,3 +75,25 @@ def test_partition_heal_and_turning_byzantine(tmp_path: Path) -> None:
     finally:
         for p in run.net.peers:
             p.kill_group()
+
+
+def test_broker_outage_frees_the_port_and_the_broker_comes_back_on_it(tmp_path: Path) -> None:
+    import socket
+
+    from node.testnet.peers import free_port
+    from node.testnet.runner import BrokerProcess
+
+    def listening(port: int) -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    broker = BrokerProcess(free_port(), tmp_path / "broker.log")
+    try:
+        broker.start()
+        assert listening(broker.port)
+        broker.stop()
+        assert not listening(broker.port)
+        broker.start()  # same port, at once
+        assert listening(broker.port) and broker.url == f"mqtt://127.0.0.1:{broker.port}"
+    finally:
+        broker.stop()
