@@ -8,6 +8,7 @@ with the raw bytes in the message. Both end here, in one place.
 from __future__ import annotations
 
 import ast
+import re
 from functools import cache
 from typing import Any
 
@@ -20,6 +21,7 @@ from protocol.errors import ContractRevert, TransactionFailed
 
 _ERROR_STRING = bytes.fromhex("08c379a0")  # Error(string)
 _PANIC = bytes.fromhex("4e487b71")  # Panic(uint256)
+_BYTES_LITERAL_START = re.compile("b['\"]")
 
 
 @cache
@@ -67,14 +69,26 @@ def revert_data(exc: BaseException) -> bytes | None:
             except ValueError:
                 continue
         # eth-tester: "execution reverted: b'\\xe2Q}?...'" (a Python bytes literal).
-        start = max(arg.find("b'"), arg.find('b"'))
-        if start >= 0:
-            try:
-                value = ast.literal_eval(arg[start:])
-            except (ValueError, SyntaxError):
-                continue
-            if isinstance(value, bytes):
-                return value
+        value = _trailing_bytes_literal(arg)
+        if value is not None:
+            return value
+    return None
+
+
+def _trailing_bytes_literal(text: str) -> bytes | None:
+    """The bytes literal that ends ``text``, if one does.
+
+    Tried at every ``b'``/``b"`` from the left: the literal's own body can hold such a pair
+    (``\\x0b`` right before a quote byte: about one random address in 160), so the last
+    one found is not necessarily where the literal starts.
+    """
+    for match in _BYTES_LITERAL_START.finditer(text):
+        try:
+            value = ast.literal_eval(text[match.start() :])
+        except (ValueError, SyntaxError):
+            continue
+        if isinstance(value, bytes):
+            return value
     return None
 
 
