@@ -173,10 +173,15 @@ def test_nobody_can_write_another_holders_announcement(swarm):
     sid = "ef" * 32
     assert _run(loop, announcers[0].announce([(sid, 2)])) == [sid]
     forged = {"peer": dhts[2].peer_id.to_base58(), "n_chunks": 2}
-    # Peer 2 writes under peer 0's subkey (its public key): unsigned by that key, so DHT nodes refuse it.
-    fut = dhts[2].store(holders_key(sid), forged, get_dht_time() + 60, subkey=announcers[0].subkey, return_future=True)
+
+    async def forge() -> bool:
+        # Peer 2 writes under peer 0's subkey (its public key): unsigned by that key, so DHT nodes refuse it.
+        # The store's MPFuture binds to the event loop current where it is made: make it inside ``loop``, since
+        # outside one it falls back to the thread's default loop, which an earlier asyncio.run() leaves unset.
+        return await dhts[2].store(holders_key(sid), forged, get_dht_time() + 60, subkey=announcers[0].subkey, return_future=True)
+
     try:  # hivemind keeps looking for a node that accepts a refused record: bound the wait
-        accepted = loop.run_until_complete(asyncio.wait_for(fut, 3))
+        accepted = loop.run_until_complete(asyncio.wait_for(forge(), 3))
     except asyncio.TimeoutError:
         accepted = False
     assert accepted is False
