@@ -31,16 +31,24 @@ def _free_port() -> int:
 
 
 def _hivemind_peer(rank: int, peers: int, elements: int, rounds: int, maddrs, barrier, results) -> None:  # type: ignore[no-untyped-def]
+    # A spawned interpreter inherits the "spawn" start method; hivemind's averager forks its worker.
+    mp.set_start_method("fork", force=True)
     import torch
 
     torch.set_num_threads(1)
     import hivemind
     from hivemind.averaging.control import AveragingStage
 
-    initial = [] if rank == 0 else list(maddrs)
+    if rank > 0:  # join through the first peer once it is listening
+        deadline = time.monotonic() + WAIT
+        while len(maddrs) == 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the first peer never published its address")
+            time.sleep(0.1)
+    initial = [] if rank == 0 else [str(a) for a in maddrs]
     dht = hivemind.DHT(start=True, initial_peers=initial, host_maddrs=["/ip4/127.0.0.1/tcp/0"])
     if rank == 0:
-        maddrs.extend(str(a) for a in dht.get_visible_maddrs())
+        maddrs.extend([str(a) for a in dht.get_visible_maddrs()])
     tensor = torch.full((elements,), float(rank + 1))
     averager = hivemind.DecentralizedAverager(
         [tensor], dht, prefix="bench_allreduce", target_group_size=peers, min_group_size=peers,
@@ -96,7 +104,7 @@ def _gloo_peer(rank: int, peers: int, elements: int, rounds: int, port: int, res
 def _run(target, peers: int, args: tuple) -> tuple[float, float, bool]:  # type: ignore[no-untyped-def]
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
-    procs = [ctx.Process(target=target, args=(rank, peers, *args, results), daemon=True) for rank in range(peers)]
+    procs = [ctx.Process(target=target, args=(rank, peers, *args, results), daemon=False) for rank in range(peers)]  # not daemonic: hivemind starts children
     for p in procs:
         p.start()
     collected = [results.get(timeout=WAIT * 4) for _ in procs]
