@@ -95,3 +95,23 @@ def test_report_renders_every_chart_in_headless_chromium(tmp_path):
     assert sum(top.histogram()[255:]) / (1200 * 2600) > 0.03
     colors = img.resize((120, 520)).getcolors(maxcolors=100000)
     assert colors is not None and len(colors) > 50  # charts are colourful, not a blank or an error page
+
+
+def test_report_command_regenerates_a_plain_testnet_run_and_refuses_other_dirs(tmp_path):
+    from typer.testing import CliRunner
+
+    from node.cli.app import _register_groups, app
+
+    if not app.registered_groups:
+        _register_groups()
+
+    run_dir = tmp_path / "run"
+    fake_run(run_dir)
+    for name in ("timeline.json", "accounts.json", "result.json"):  # what `testnet up` does not write
+        (run_dir / name).unlink()
+    runner = CliRunner()
+    ok = runner.invoke(app, ["testnet", "report", str(run_dir)])
+    assert ok.exit_code == 0, ok.output
+    assert (run_dir / "report.html").exists() and len(list((run_dir / "charts").glob("*.png"))) == len(CHARTS)
+    bad = runner.invoke(app, ["testnet", "report", str(tmp_path)])
+    assert bad.exit_code == 2 and "not a testnet run directory" in bad.output
