@@ -91,8 +91,10 @@ class CollaborativeOptimizer(hivemind.Optimizer):
             return
         with self.grad_averager.get_tensors() as averaged:
             result = [t.clone() for t in averaged] if group is not None else None
-        verdict = self.agreement.check(epoch, group or [], result)
-        self._dump_round(epoch, group, result, verdict)
+        dump_name = f"round-{epoch:05d}-{time.time():.3f}.pt"
+        self._dump_round(dump_name, epoch, group, result, None)  # before publishing: a peer killed right after
+        verdict = self.agreement.check(epoch, group or [], result)  # it still leaves what it sent
+        self._dump_round(dump_name, epoch, group, result, verdict)
         if verdict.agreed:
             log.info("epoch %d: averaged gradients with %d peers; the group agrees", epoch, len(group or []))
             self._load_averaged_gradients_into_optimizer_()
@@ -119,14 +121,15 @@ class CollaborativeOptimizer(hivemind.Optimizer):
         self._load_averaged_gradients_into_optimizer_()
         self.last_round = RoundResult(epoch=epoch, group_size=len(group), averaged=True)
 
-    def _dump_round(self, epoch: int, group: list[str] | None, result: list[torch.Tensor] | None, verdict: Verdict) -> None:
+    def _dump_round(self, name: str, epoch: int, group: list[str] | None, result: list[torch.Tensor] | None,
+                    verdict: Verdict | None) -> None:
         if self.round_dump_dir is None:
             return
         self.round_dump_dir.mkdir(parents=True, exist_ok=True)
         torch.save({"epoch": epoch, "peer": self.agreement.me if self.agreement else "", "group": group,
                     "sent": getattr(self.grad_averager, "last_sent", []), "result": result,
-                    "outcome": verdict.outcome.value, "reason": verdict.reason},
-                   self.round_dump_dir / f"round-{epoch:05d}-{time.time():.3f}.pt")
+                    "outcome": verdict.outcome.value if verdict else "pending", "reason": verdict.reason if verdict else ""},
+                   self.round_dump_dir / name)
 
 
 def make_optimizer(
