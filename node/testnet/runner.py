@@ -243,6 +243,7 @@ class ScenarioRun:
             if p.alive():
                 self._record("restart", e.line, e.peer, "skipped: the peer is running")
                 return
+            p.args = self._joiner_args(p.args, e.peer)  # type: ignore[arg-type]
             p.start()
         elif e.action == "add_peer":
             self._add_peer()
@@ -272,6 +273,29 @@ class ScenarioRun:
             self._pause_chain(e.action == "chain_stop")
         self._record(e.action, e.line, e.peer)
 
+    def _training(self) -> list[int]:
+        """Peers that are up and have finished an epoch since their last start."""
+        metrics = self.net.metrics()
+        out = []
+        for p in self.net.peers:
+            recs = metrics.get(p.name, [])
+            last_start = max((i for i, r in enumerate(recs) if r["event"] == "start"), default=None)
+            if p.alive() and p.index not in self.partitioned and last_start is not None and \
+                    any(r["event"] == "epoch" for r in recs[last_start:]):
+                out.append(p.index)
+        return out
+
+    def _joiner_args(self, args: list[str], index: int) -> list[str]:
+        """A peer joining a running swarm expects the peers training now, not the run's initial count: a
+        joiner waits until the progress tracker sees --expected-peers peers, and with a peer down (or
+        another joiner still starting) the initial count is never reached while the swarm trains."""
+        expected = str(max(1, len([i for i in self._training() if i != index])))
+        out = list(args)
+        for i, a in enumerate(out[:-1]):
+            if a == "--expected-peers":
+                out[i + 1] = expected
+        return out
+
     def _pause_chain(self, pause: bool) -> None:
         anvil = self.net.validation.anvil if self.net.validation is not None else None
         if anvil is not None and anvil.poll() is None:
@@ -298,7 +322,8 @@ class ScenarioRun:
             if net.validation is not None:
                 net.validation.cfg.roles[net.accounts[index]] = "peer"
         env = {**net.cfg.peer_env, "HIVENET_TESTNET": "1"}
-        peer = PeerProcess(index=index, dir=net.cfg.run_dir / f"peer{index}", args=net._args(index), env=env)
+        peer = PeerProcess(index=index, dir=net.cfg.run_dir / f"peer{index}", args=self._joiner_args(net._args(index), index),
+                           env=env)
         net.peers.append(peer)
         peer.start()
 
