@@ -193,8 +193,9 @@ class ScenarioRun:
                 if self.net.failed_peers():
                     problems += [f"FAIL: {p} failed: {self.net.failure_reason(p)}" for p in self.net.failed_peers()]
                     break
-                if self.net.finished() and not self._heals and not any(e.action in ("restart", "add_peer") for e in pending):
-                    break
+                if self._finished() and not self._heals and not any(
+                        e.action in ("restart", "add_peer", "heal") and e.at is not None for e in pending):
+                    break  # an epoch-triggered event left now can never fire: nobody trains any more
                 time.sleep(self.cfg.poll_s)
             else:
                 problems.append(f"FAIL: the run did not finish within timeout_s = {self.s.timeout_s:g} s")
@@ -272,6 +273,11 @@ class ScenarioRun:
         elif e.action in ("chain_stop", "chain_start"):
             self._pause_chain(e.action == "chain_stop")
         self._record(e.action, e.line, e.peer)
+
+    def _finished(self) -> bool:
+        """Every peer has exited, but for peers still partitioned (they are healed and stopped at the end)."""
+        return all(not p.alive() or p.index in self.partitioned for p in self.net.peers) and \
+            any(not p.alive() for p in self.net.peers)
 
     def _training(self) -> list[int]:
         """Peers that are up and have finished an epoch since their last start."""
