@@ -209,6 +209,8 @@ class Trainer:
         # The tracker publishes a peer only after it reported samples, so each peer takes one
         # local step, then waits until the tracker counts everyone; otherwise the first round is lonely.
         self._local_step(opt, model, peer, 0)
+        if self._catch_up_if_behind(opt):
+            return  # a late joiner or a restarted peer: the others are already training, no need to wait for them
         started = time.monotonic()
         next_note = started + 10.0
         while peers_in_swarm(opt) < self.swarm.expected_peers and not self._stop_requested:
@@ -221,6 +223,24 @@ class Trainer:
                 log.info("waiting for the progress tracker to see all peers: %d of %d (%s)", peers_in_swarm(opt),
                          self.swarm.expected_peers, opt.tracker.global_progress)
             time.sleep(0.2)
+
+    def _catch_up_if_behind(self, opt: CollaborativeOptimizer, timeout: float = 30.0) -> bool:
+        """Load the swarm's state when it is ahead of this peer (a restart from an old checkpoint, a late join).
+
+        hivemind would load it only at a step taken after its tracker's first fetch, and a peer that is
+        behind does not publish its progress, so the tracker would never count it: wait for that fetch,
+        then load explicitly. True when the peer was behind.
+        """
+        if not opt.tracker.fetched_global_progress_this_epoch.wait(timeout):
+            return False
+        if opt.tracker.global_epoch <= opt.local_epoch:
+            return False
+        self._emit(stage="loading-state")
+        log.info("the swarm is at epoch %d, this peer at %d: loading the current state from peers",
+                 opt.tracker.global_epoch, opt.local_epoch)
+        opt.load_state_from_peers()
+        self._emit(stage="training", epoch=opt.local_epoch)
+        return True
 
     def _train(self, dht: Any, opt: CollaborativeOptimizer, model: GPT, val: list, peer: PeerId) -> None:
         self._emit(stage="training", epoch=opt.local_epoch)

@@ -41,17 +41,19 @@ def test_three_peers_average_gradients_and_hold_identical_parameters(tmp_path):
 
 
 def test_peers_of_different_runs_never_average_together(tmp_path):
-    # Two peers share one DHT (b bootstraps through a) but train different runs.
-    a = Testnet(tiny_testnet(tmp_path / "a", peers=1, epochs=3, run_id="run-alpha"))
+    # Two peers share one DHT (b bootstraps through a) but train different runs; a runs long enough
+    # to still be there for all of b's epochs, and is stopped once b is done.
+    a = Testnet(tiny_testnet(tmp_path / "a", peers=1, epochs=1000, run_id="run-alpha", contributors=0))
     with a:
-        b_cfg = tiny_testnet(tmp_path / "b", peers=1, epochs=3, run_id="run-beta",
+        b_cfg = tiny_testnet(tmp_path / "b", peers=1, epochs=3, run_id="run-beta", contributors=0,
                              extra_args=("--initial-peers", a.bootstrap))
         with Testnet(b_cfg) as b:
-            assert a.wait_finished(240) and b.wait_finished(240)
-            metrics = {**{"a": a.metrics()["peer0"]}, **{"b": b.metrics()["peer0"]}}
+            assert b.wait_finished(240), "the peer of run-beta did not finish"
+            assert b.failed_peers() == [] and a.peers[0].alive()
+            metrics = {"a": a.metrics()["peer0"], "b": b.metrics()["peer0"]}
     for name in ("a", "b"):
         rounds = [r for r in metrics[name] if r["event"] == "epoch"]
-        assert len(rounds) == 3
+        assert len(rounds) >= 3
         assert all(not r["averaged"] and r["group_size"] == 1 for r in rounds), rounds
     paths = [tmp_path / "a" / "peer0" / "checkpoint.pt", tmp_path / "b" / "peer0" / "checkpoint.pt"]
     assert max_param_difference(paths) > 1e-3  # they started from different seeds and never mixed
