@@ -17,7 +17,9 @@ pytestmark = pytest.mark.slow
 def test_three_peer_demo_learns_below_2_5_nats_per_byte_within_10_minutes(tmp_path):
     run_dir = tmp_path / "demo"
     result = subprocess.run(
-        [sys.executable, "-m", "node.cli", "testnet", "up", "--peers", "3", "--run-dir", str(run_dir), "--json"],
+        # The flags of scripts/demo.sh (README command 1), plus --json.
+        [sys.executable, "-m", "node.cli", "testnet", "up", "--peers", "3", "--epochs", "60", "--receipt-p", "0.25",
+         "--run-dir", str(run_dir), "--json"],
         capture_output=True, text=True, timeout=1200,
     )
     assert result.returncode == 0, result.stderr[-3000:]
