@@ -225,22 +225,21 @@ class Trainer:
             time.sleep(0.2)
 
     def _catch_up_if_behind(self, opt: CollaborativeOptimizer, timeout: float = 30.0) -> bool:
-        """Load the swarm's state when it is ahead of this peer (a restart from an old checkpoint, a late join).
+        """True when this peer joins a swarm that is already training (a restart, a late join).
 
-        hivemind would load it only at a step taken after its tracker's first fetch, and a peer that is
-        behind does not publish its progress, so the tracker would never count it: wait for that fetch,
-        then load explicitly. True when the peer was behind.
+        Such a peer must not wait for the others at the start: a peer whose progress is behind (or
+        reset by loading state) publishes none until it accumulates samples, so the tracker would never
+        count it. It loads the swarm's state when the swarm is ahead (hivemind would do so only at a
+        step taken after its tracker's first fetch) and trains on.
         """
-        if not opt.tracker.fetched_global_progress_this_epoch.wait(timeout):
-            return False
-        if opt.tracker.global_epoch <= opt.local_epoch:
-            return False
-        self._emit(stage="loading-state")
-        log.info("the swarm is at epoch %d, this peer at %d: loading the current state from peers",
-                 opt.tracker.global_epoch, opt.local_epoch)
-        opt.load_state_from_peers()
-        self._emit(stage="training", epoch=opt.local_epoch)
-        return True
+        opt.tracker.fetched_global_progress_this_epoch.wait(timeout)
+        if opt.tracker.global_epoch > opt.local_epoch:
+            self._emit(stage="loading-state")
+            log.info("the swarm is at epoch %d, this peer at %d: loading the current state from peers",
+                     opt.tracker.global_epoch, opt.local_epoch)
+            opt.load_state_from_peers()
+            self._emit(stage="training", epoch=opt.local_epoch)
+        return opt.local_epoch > 0
 
     def _train(self, dht: Any, opt: CollaborativeOptimizer, model: GPT, val: list, peer: PeerId) -> None:
         self._emit(stage="training", epoch=opt.local_epoch)
