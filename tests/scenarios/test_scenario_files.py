@@ -60,7 +60,9 @@ def test_every_shipped_scenario_parses_with_events_sorted_and_the_five_are_there
     ('[[expect]]\ncheck = "tokens"\npeer = 9\nmin = 1\n', 7, "peer 9 does not exist"),
     ('[[expect]]\ncheck = "final_loss"\n', 5, "needs min and/or max"),
     ('[[expect]]\ncheck = "final_loss"\nmin = 3\nmax = 1\n', 7, "nothing can pass"),
-])
+], ids=["unknown-event", "negative-time", "time-not-a-number", "two-triggers", "no-trigger", "peer-out-of-range",
+        "peer-missing", "peer-added-later", "unknown-key", "chain-event-without-anvil", "late-shard", "byzantine-no-attack",
+        "expect-missing-peer", "expect-no-bounds", "expect-min-above-max"])
 def test_malformed_scenarios_are_rejected_naming_the_line(body, line, words):
     message = _error(HEAD + body)
     assert message.startswith(f"s.toml:{line}:"), message
