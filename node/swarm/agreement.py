@@ -4,8 +4,8 @@ hivemind can report a successful round while survivors hold a partial average:
 when a peer dies mid all-reduce, the others keep their *local* values for the
 partition it was reducing, and parts it sent before dying are in some averages
 (DESIGN.md: ~24% of elements unaveraged on 2 of 3 survivors). So each member
-publishes a sketch of its averaged tensors in the DHT, waits for the others'
-and decides:
+publishes a sketch of its averaged tensors in the DHT under the round's group
+id, waits for the others' and decides:
 
 - every member published and a strict majority (counting itself) matches it:
   **apply** the round;
@@ -118,40 +118,46 @@ def decide(me: str, mine: Sequence[float] | None, group: Sequence[str], records:
 
 
 class RoundAgreement:
-    """Publishes this peer's sketch of a round under ``{run_id}_agreement_{epoch}`` and collects the group's."""
+    """Publishes this peer's sketch of a round under ``{run_id}_agreement_{round_id}`` and collects the group's.
+
+    ``round_id`` is the all-reduce group's id (hex), the same on every member and new each round: not the
+    local epoch, which differs between members when one lags (hivemind lets a peer trail by an epoch), and
+    under which the same members' record of an earlier round would be read as this round's.
+    """
 
     def __init__(self, dht: Any, run_id: str, timeout: float, poll: float = 0.1) -> None:
         self.dht, self.run_id, self.timeout, self.poll = dht, run_id, timeout, poll
         self.me = dht.peer_id.to_base58()
 
-    def key(self, epoch: int) -> str:
-        return f"{self.run_id}_agreement_{epoch}"
+    def key(self, round_id: str) -> str:
+        return f"{self.run_id}_agreement_{round_id}"
 
-    def publish(self, epoch: int, group: Sequence[str], mine: list[float] | None) -> None:
+    def publish(self, round_id: str, group: Sequence[str], mine: list[float] | None) -> None:
         from hivemind.utils import get_dht_time
 
         value = {"ok": mine is not None, "sketch": mine or [], "group": group_tag(group)}
-        self.dht.store(self.key(epoch), subkey=self.me, value=value, expiration_time=get_dht_time() + _RECORD_TTL)
+        self.dht.store(self.key(round_id), subkey=self.me, value=value, expiration_time=get_dht_time() + _RECORD_TTL)
 
-    def collect(self, epoch: int, group: Sequence[str]) -> dict[str, list[float] | None]:
+    def collect(self, round_id: str, group: Sequence[str]) -> dict[str, list[float] | None]:
         """The group members' parsed records; waits until all are there or ``timeout`` s have passed."""
         deadline = time.monotonic() + self.timeout
         tag = group_tag(group)
         records: dict[str, list[float] | None] = {}
         while True:
-            found = self.dht.get(self.key(epoch), latest=True)
+            found = self.dht.get(self.key(round_id), latest=True)
             entries = found.value if found is not None and isinstance(found.value, dict) else {}
             values = {p: getattr(entries.get(p), "value", None) for p in group if p in entries}
-            # a member at another epoch, or this epoch's record of another group, has not reported on this round
+            # a record naming other members is malformed for this round: treated as no report
             records = {p: parse_record(v) for p, v in values.items() if isinstance(v, dict) and v.get("group") == tag}
             if all(p in records for p in group) or time.monotonic() >= deadline:
                 return records
             time.sleep(self.poll)
 
-    def check(self, epoch: int, group: Sequence[str], tensors: Sequence[torch.Tensor] | None) -> Verdict:
-        """Publish, collect, decide. ``tensors`` None means this peer's round failed."""
-        mine = sketch(tensors) if tensors is not None else None
-        self.publish(epoch, group, mine)
-        if mine is None:
+    def check(self, round_id: str, group: Sequence[str], tensors: Sequence[torch.Tensor] | None) -> Verdict:
+        """Publish, collect, decide. ``tensors`` None means this peer's round failed (then nothing is published:
+        a failed round has no group id, and the members see this peer missing)."""
+        if tensors is None:
             return decide(self.me, None, group, {})
-        return decide(self.me, mine, group, self.collect(epoch, group))
+        mine = sketch(tensors)
+        self.publish(round_id, group, mine)
+        return decide(self.me, mine, group, self.collect(round_id, group))

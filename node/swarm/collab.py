@@ -22,7 +22,7 @@ import torch
 from node.swarm.agreement import Outcome, RoundAgreement, Verdict
 from node.swarm.config import SwarmConfig
 from node.swarm.robust import make_aggregator
-from node.swarm.robust_allreduce import GradientTransform, RobustGradientAverager, WorkerMomentum, chain
+from node.swarm.robust_allreduce import GradientTransform, RobustGradientAverager, RoundGroup, WorkerMomentum, chain
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ class RoundResult:
     # Agreement check after the round (node.swarm.agreement): "agreed", or why the round was discarded
     # ("missing", "no-majority", "minority", "failed-here", ...); "" when no check ran (alone, or disabled).
     agreement: str = ""
+    round_id: str = ""  # the all-reduce group's id (hex), the same on every member; "" when none ran
 
 
 class CollaborativeOptimizer(hivemind.Optimizer):
@@ -80,8 +81,11 @@ class CollaborativeOptimizer(hivemind.Optimizer):
             self._load_local_gradients_into_optimizer()
             return
         group: list[str] | None = None
+        round_id = ""  # the all-reduce group's id: names this round in the agreement records and dumps
         try:
-            group = [peer.to_base58() for peer in maybe_step_control.result(self.averaging_timeout)]
+            gathered = maybe_step_control.result(self.averaging_timeout)
+            group = [peer.to_base58() for peer in gathered]
+            round_id = gathered.group_id.hex() if isinstance(gathered, RoundGroup) else ""
         except BaseException as e:  # hivemind's contract: any failure falls back to local gradients
             if isinstance(e, KeyboardInterrupt):
                 raise
@@ -92,9 +96,9 @@ class CollaborativeOptimizer(hivemind.Optimizer):
         with self.grad_averager.get_tensors() as averaged:
             result = [t.clone() for t in averaged] if group is not None else None
         dump_name = f"round-{epoch:05d}-{time.time():.3f}.pt"
-        self._dump_round(dump_name, epoch, group, result, None)  # before publishing: a peer killed right after
-        verdict = self.agreement.check(epoch, group or [], result)  # it still leaves what it sent
-        self._dump_round(dump_name, epoch, group, result, verdict)
+        self._dump_round(dump_name, epoch, round_id, group, result, None)  # before publishing: a peer killed
+        verdict = self.agreement.check(round_id, group or [], result)  # right after still leaves what it sent
+        self._dump_round(dump_name, epoch, round_id, group, result, verdict)
         if verdict.agreed:
             log.info("epoch %d: averaged gradients with %d peers; the group agrees", epoch, len(group or []))
             self._load_averaged_gradients_into_optimizer_()
@@ -109,7 +113,7 @@ class CollaborativeOptimizer(hivemind.Optimizer):
             self._load_averaged_gradients_into_optimizer_()
             self._needs_state = verdict.outcome is Outcome.LOAD_STATE
         self.last_round = RoundResult(epoch=epoch, group_size=len(group or []) or 1, averaged=verdict.agreed,
-                                      agreement=verdict.reason)
+                                      agreement=verdict.reason, round_id=round_id)
 
     def _use_round_without_check(self, epoch: int, group: list[str] | None) -> None:
         if group is None:
@@ -121,15 +125,23 @@ class CollaborativeOptimizer(hivemind.Optimizer):
         self._load_averaged_gradients_into_optimizer_()
         self.last_round = RoundResult(epoch=epoch, group_size=len(group), averaged=True)
 
-    def _dump_round(self, name: str, epoch: int, group: list[str] | None, result: list[torch.Tensor] | None,
-                    verdict: Verdict | None) -> None:
+    def _dump_round(self, name: str, epoch: int, round_id: str, group: list[str] | None,
+                    result: list[torch.Tensor] | None, verdict: Verdict | None) -> None:
         if self.round_dump_dir is None:
             return
         self.round_dump_dir.mkdir(parents=True, exist_ok=True)
-        torch.save({"epoch": epoch, "peer": self.agreement.me if self.agreement else "", "group": group,
+        # Written aside, then renamed: a reader polling the directory (or a SIGKILL mid-write) never sees half a file.
+        partial_path = self.round_dump_dir / (name + ".part")
+        torch.save({"epoch": epoch, "round": round_id, "peer": self.agreement.me if self.agreement else "", "group": group,
                     "sent": getattr(self.grad_averager, "last_sent", []), "result": result,
                     "outcome": verdict.outcome.value if verdict else "pending", "reason": verdict.reason if verdict else ""},
-                   self.round_dump_dir / name)
+                   partial_path)
+        partial_path.replace(self.round_dump_dir / name)
+
+
+def _mark_sending(directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"sending-{time.time():.3f}").touch()
 
 
 def make_optimizer(
@@ -152,7 +164,10 @@ def make_optimizer(
     aggregator = make_aggregator(cfg.aggregator, tau=cfg.clip_tau, iterations=cfg.clip_iterations,
                                  trim_fraction=cfg.trim_fraction)
     momentum = WorkerMomentum(cfg.worker_momentum) if cfg.worker_momentum > 0 else None
-    factory = partial(RobustGradientAverager, aggregator=aggregator, send_delay=send_delay,
+    # With a send delay and dumps (kill tests), each round's start of sending is marked by a file
+    # sending-<unix time>, so a test can kill this peer at a chosen moment of the round.
+    on_send_start = partial(_mark_sending, round_dump_dir) if send_delay > 0 and round_dump_dir is not None else None
+    factory = partial(RobustGradientAverager, aggregator=aggregator, send_delay=send_delay, on_send_start=on_send_start,
                       transform=chain(momentum, gradient_transform), min_group_size=cfg.min_group_size)
     return CollaborativeOptimizer(
         grad_averager_factory=factory,

@@ -36,6 +36,17 @@ from node.swarm.robust import Aggregator
 GradientTransform = Callable[[Sequence[torch.Tensor]], list[torch.Tensor]]
 
 
+class RoundGroup(dict):  # type: ignore[type-arg]
+    """What a finished round's step returns: hivemind's ``{peer id: gathered data}``, plus the round's
+    ``group_id`` (random, made by matchmaking, the same on every member). It names the round: members
+    may be at different local epochs (hivemind lets a peer lag one epoch), and the same members meet
+    again next round, so neither the epoch nor the membership identifies a round."""
+
+    def __init__(self, gathered: dict, group_id: bytes) -> None:  # type: ignore[type-arg]
+        super().__init__(gathered)
+        self.group_id = group_id
+
+
 class _PartCollector:
     """Takes the place of the reducer's running sum: keeps each sender's part, aggregates when asked.
 
@@ -76,21 +87,30 @@ class RobustTensorPartReducer(TensorPartReducer):
 class RobustAllReduceRunner(AllReduceRunner):
     """hivemind's ``AllReduceRunner`` reducing its partition with ``aggregator``.
 
-    ``send_delay`` (seconds before each part this peer sends) exists for fault-injection tests
-    that need a round long enough to kill a peer in the middle of it; it is 0 in production.
+    ``send_delay`` and ``on_send_start`` exist for fault-injection tests that kill a peer at chosen
+    moments of a round; in production they are 0 and None. With a delay, this peer sends its parts one
+    at a time, ``send_delay`` s apart (the k-th part to any peer leaves k * send_delay s after the
+    round began), so a kill between two sends leaves some reducers with its part and others without;
+    ``on_send_start()`` is called once, when the first delay begins.
     """
 
-    def __init__(self, *, aggregator: Aggregator, send_delay: float = 0.0, **kwargs: Any) -> None:
+    def __init__(self, *, aggregator: Aggregator, send_delay: float = 0.0,
+                 on_send_start: Callable[[], None] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         plain = self.tensor_part_reducer
         self.tensor_part_reducer = RobustTensorPartReducer(plain.part_shapes, plain.num_senders, aggregator)
         plain.finished.set()  # retire the unused plain reducer quietly (its finalize would log "received 0%")
-        self.send_delay = send_delay
+        self.send_delay, self.on_send_start = send_delay, on_send_start
+        self._send_turn = asyncio.Lock()  # with a delay, parts leave one by one
 
     async def _generate_input_for_peer(self, peer_index: int) -> AsyncIterator[averaging_pb2.AveragingData]:
         async for message in super()._generate_input_for_peer(peer_index):
             if self.send_delay > 0:
-                await asyncio.sleep(self.send_delay)
+                async with self._send_turn:
+                    if self.on_send_start is not None:
+                        self.on_send_start()
+                        self.on_send_start = None
+                    await asyncio.sleep(self.send_delay)
             yield message
 
 
@@ -108,9 +128,11 @@ class RobustGradientAverager(GradientAverager):
         aggregator: Aggregator,
         transform: GradientTransform | None = None,
         send_delay: float = 0.0,
+        on_send_start: Callable[[], None] | None = None,
         **kwargs: Any,
     ) -> None:
         self.aggregator, self.transform, self.send_delay = aggregator, transform, send_delay
+        self.on_send_start = on_send_start  # tests: called in the averager's process as each round's sending begins
         self.last_sent: list[torch.Tensor] = []  # what this peer contributed to the latest round (main process)
         super().__init__(parameters, **kwargs)
 
@@ -123,13 +145,31 @@ class RobustGradientAverager(GradientAverager):
                     tensor.copy_(sent)
             self.last_sent = [t.detach().clone() for t in tensors]
 
+    async def _aggregate_with_group(self, group_info: Any, min_vector_size: int, **kwargs: Any) -> RoundGroup:
+        gathered = await super()._aggregate_with_group(group_info, min_vector_size, **kwargs)
+        return RoundGroup(gathered, group_info.group_id)
+
     async def _run_allreduce_inplace_(
         self, tensors: Sequence[torch.Tensor], group_info: Any, group_id: bytes | None = None, **kwargs: Any
     ) -> None:
-        # hivemind's method with the runner class swapped; the rest is unchanged.
+        # hivemind's method with the runner class swapped, and one fix: an attempt that fails after some
+        # averaged parts were added leaves the tensors as they were. hivemind retries a failed attempt with
+        # a new group in the same step, and would otherwise send that group a half-averaged input.
+        inputs = [t.detach().clone() for t in tensors]
+        try:
+            await self._run_robust_allreduce(tensors, group_info, group_id, **kwargs)
+        except BaseException:
+            with torch.no_grad():
+                for tensor, original in zip(tensors, inputs):
+                    tensor.copy_(original)
+            raise
+
+    async def _run_robust_allreduce(
+        self, tensors: Sequence[torch.Tensor], group_info: Any, group_id: bytes | None, **kwargs: Any
+    ) -> None:
         group_id = group_info.group_id if group_id is None else group_id
         runner = RobustAllReduceRunner(
-            aggregator=self.aggregator, send_delay=self.send_delay,
+            aggregator=self.aggregator, send_delay=self.send_delay, on_send_start=self.on_send_start,
             p2p=self._p2p, servicer_type=type(self), prefix=self.prefix, tensors=tensors,
             group_id=group_id, ordered_peer_ids=group_info.peer_ids, **kwargs,
         )

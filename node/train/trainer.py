@@ -280,6 +280,7 @@ class Trainer:
             averaged=rnd.averaged if averaged_here else None, swarm_peers=peers_in_swarm(opt),
             val_loss=val_loss, param_digest=param_digest(model), elapsed_s=elapsed,
             agreement=rnd.agreement if averaged_here else None, disagreements=opt.disagreements,
+            round=rnd.round_id if averaged_here else None,
             param_sketch=sketch(list(model.parameters()), chunks=4),
         )
         self._emit(epoch=new_epoch, rounds=self.status.rounds + int(averaged_here and rnd.averaged),

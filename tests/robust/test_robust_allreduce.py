@@ -86,3 +86,13 @@ def test_worker_momentum_sends_the_running_average_of_gradients():
     second = momentum([torch.tensor([4.0])])
     assert float(first[0]) == 2.0 and float(second[0]) == 3.0
     assert chain(None, None) is None
+
+
+def test_a_round_group_crosses_the_process_boundary_with_its_id():
+    # The averager runs in its own process: the step's result reaches the optimizer pickled.
+    import pickle
+
+    from node.swarm.robust_allreduce import RoundGroup
+
+    group = pickle.loads(pickle.dumps(RoundGroup({"a": 1, "b": None}, b"\x01\x02")))
+    assert dict(group) == {"a": 1, "b": None} and group.group_id == b"\x01\x02"
