@@ -57,11 +57,10 @@ def test_shipped_scenario_passes_its_own_expectations(name, tmp_path):
         print(f"  honest final loss {honest}, start {summary['val_loss_start']:.3f}")
         assert max(honest) < summary["val_loss_start"] - 0.5
     if name == "churn":
-        assert [e["action"] for e in timeline] == ["kill", "add_peer", "restart", "partition", "heal"]
+        assert [e["action"] for e in timeline] == ["kill", "restart", "partition", "heal"]
         records = read_metrics(run_dir / "peer2" / "metrics.jsonl")
         starts = [i for i, r in enumerate(records) if r["event"] == "start"]
         assert len(starts) == 2 and any(r["event"] == "final" for r in records[starts[1]:])  # restarted, finished
-        assert any(r["event"] == "final" for r in read_metrics(run_dir / "peer3" / "metrics.jsonl"))  # the joiner too
     if name == "chain-outage":
         assert [e["action"] for e in timeline] == ["chain_stop", "broker_stop", "broker_start", "chain_start"]
         assert summary["epochs_settled"] >= 1 and not summary["validator_errors"]
