@@ -55,6 +55,7 @@ def up(
     data_contributors: Annotated[int, typer.Option(help="Data contributors: one vetted shard each, paid for the samples drawn (0: raw corpus).")] = 2,
     chain: Annotated[str, typer.Option(help="embedded (eth-tester in this process) | anvil (started from contracts/node_modules).")] = "embedded",
     receipt_p: Annotated[float, typer.Option(help="Fraction of receipts the validators recompute.")] = 1.0,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate of every peer (default: the node's).")] = None,
     byzantine: Annotated[int, typer.Option(help="Peers (the last ones) that misbehave as --attack says; testing only.")] = 0,
     attack: Annotated[str, typer.Option(help="sign-flip | gaussian | label-flip | ipm | constant | stale")] = "sign-flip",
     aggregator: Annotated[Optional[str], typer.Option(help="centered-clip (peers' default) | trimmed-mean | median | mean")] = None,
@@ -71,7 +72,8 @@ def up(
     cfg = TestnetConfig(run_dir=run_dir, peers=peers, run_id=run_id, epochs=epochs, target_batch_size=target_batch_size,
                         batch_size=batch_size, n_layer=n_layer, n_embd=n_embd, device=device,
                         broker=broker, validators=validators, contributors=data_contributors, chain=chain,
-                        receipt_p=receipt_p, byzantine=byzantine, attack=attack, aggregator=aggregator)
+                        receipt_p=receipt_p, byzantine=byzantine, attack=attack, aggregator=aggregator,
+                        extra_args=("--lr", str(lr)) if lr is not None else ())
     if not 0 <= byzantine < peers:
         raise typer.BadParameter(f"--byzantine must be between 0 and {peers - 1} (fewer than --peers)")
     stop = {"requested": False}
