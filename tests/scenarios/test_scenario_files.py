@@ -34,8 +34,8 @@ def test_every_shipped_scenario_parses_with_events_sorted_and_the_five_are_there
         assert s.name == path.stem and s.expectations, path
         assert s.network.n_layer <= 2 and s.network.epochs <= 12  # CI-sized
     churn = load_scenario(SHIPPED / "churn.toml")
-    assert [e.action for e in churn.events] == ["kill", "add_peer", "restart", "partition"]
-    assert churn.total_peers == 4 and churn.events[3].duration == 10
+    assert [e.action for e in churn.events] == ["kill", "restart", "partition"]
+    assert churn.total_peers == 3 and churn.events[2].duration == 10
     joined = parse_scenario(HEAD + '[[events]]\naction = "kill"\npeer = 3\nafter_epoch = 2\n'
                             '[[events]]\naction = "add_peer"\nafter_epoch = 1\n')
     assert [e.action for e in joined.events] == ["add_peer", "kill"] and joined.total_peers == 4  # ordered by trigger
