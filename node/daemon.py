@@ -6,9 +6,18 @@
 
 Start: the side-loop comes up first (status endpoint, telemetry), so a node that fails
 later still says why on /status and MQTT. Run: the trainer blocks the main thread.
-Stop (first SIGINT/SIGTERM): the trainer finishes its step, writes its checkpoint and
-leaves the DHT; then the flush hooks run (receipts, ledger outbox) and telemetry sends
-what it holds (a few seconds at most) before the process exits 0.
+Stop (first SIGINT/SIGTERM): the trainer finishes its step and writes its checkpoint;
+while it is still in the DHT it publishes the signed receipts the DHT has not accepted
+yet (for at most ``node.train.sketch.STOP_FLUSH_S``) and writes those it still refuses
+to ``<checkpoint>.receipts``, which the next start publishes; then it leaves the DHT.
+Telemetry sends what it holds (``FLUSH_TIMEOUT_S`` at most) and the process exits 0.
+A second signal forces: KeyboardInterrupt unwinds through the same stop path.
+
+A trainer node holds no ledger outbox: trainers sign, validators and relayers send
+transactions (DESIGN.md, "Who touches the chain"), and the ``[ledger]`` keys serve
+``hivenet doctor`` only. The commands that send transactions (``hivenet ledger``,
+``hivenet rewards claim``) keep a SQLite outbox and finish what it left pending when they
+open it (``LedgerClient.open`` reconciles), so no intent waits on a node's stop.
 """
 
 from __future__ import annotations
@@ -40,8 +49,6 @@ class Daemon:
         self._extra_status = on_status  # e.g. the terminal progress line
         self._trainer: Any = None
         self._stop_requested = False
-        # Called in the main thread after training ends, before telemetry flushes: receipts, ledger outbox.
-        self.flushers: list[tuple[str, Callable[[], None]]] = []
         self.publisher = TelemetryPublisher(cfg.telemetry, self.state) if cfg.telemetry.broker else None
         self.server = StatusServer(cfg.http, self.state) if cfg.http.listen else None
         self.side = SideLoop(setup=self._open, services=[self.publisher.run] if self.publisher else [], teardown=self._close)
@@ -94,7 +101,6 @@ class Daemon:
             self._set_stage(DaemonStage.FAILED, reason if not isinstance(e, KeyboardInterrupt) else "forced stop")
             self._stop_side()
             raise
-        self._flush()
         self._set_stage(DaemonStage.STOPPED)
         self._stop_side()
 
@@ -112,12 +118,6 @@ class Daemon:
             return
         self._set_stage(DaemonStage.RUNNING)
         self._trainer.run()
-
-    def _flush(self) -> None:
-        for name, flush in self.flushers:
-            started = time.monotonic()
-            flush()
-            log.info("flushed %s in %.2f s", name, time.monotonic() - started)
 
     def _stop_side(self) -> None:
         if not self.side.stop(timeout=FLUSH_TIMEOUT_S + 2):

@@ -146,7 +146,7 @@ class ReceiptValidator(RecordValidatorBase):
 @dataclass(frozen=True)
 class BoardConfig:
     ttl: float = 3600.0  # seconds a receipt stays in the DHT: long enough for validators to collect it
-    timeout: float = 15.0  # seconds to wait for one DHT store or get
+    timeout: float = 15.0  # seconds one publish waits for the DHT store before the receipt stays pending
     max_epochs: int = 4096  # receipt keys the validator recognises (epochs 0 .. max_epochs-1)
 
 
@@ -159,11 +159,18 @@ class ReceiptBoard:
         dht.add_validators([rsa, ReceiptValidator(run_id, cfg.max_epochs)])
         self.subkey = rsa.local_public_key
 
-    def publish(self, signed: SignedReceipt, subkey: bytes | None = None) -> bool:
-        """Stores the receipt under its epoch's key; True when the DHT accepted it."""
+    def publish(self, signed: SignedReceipt, subkey: bytes | None = None, timeout: float | None = None) -> bool:
+        """Stores the receipt under its epoch's key; True when the DHT accepted it within ``timeout``
+        seconds (default ``cfg.timeout``). False, not an exception, when it refused, timed out or is gone:
+        the caller keeps the receipt and tries again (``node.train.sketch.WorkRecorder``)."""
         key = receipts_key(self.run_id, signed.receipt.epoch)
         expiration = get_dht_time() + self.cfg.ttl
-        return bool(self.dht.store(key, to_wire(signed), expiration, subkey=subkey or self.subkey))
+        try:
+            future = self.dht.store(key, to_wire(signed), expiration, subkey=subkey or self.subkey, return_future=True)
+            return bool(future.result(timeout=self.cfg.timeout if timeout is None else timeout))
+        except OSError as e:  # TimeoutError, or the pipe to a DHT process that is gone
+            log.warning("receipt of epoch %d not stored: %s", signed.receipt.epoch, type(e).__name__)
+            return False
 
     def publish_raw(self, epoch: int, value: object, subkey: bytes | None = None) -> bool:
         """Stores any value under the epoch's key (tests use it to try forged records)."""

@@ -10,7 +10,12 @@ not fit. It is linear, so the sketch of the mean gradient is the mean of the per
 sketches. Seeds differ per peer and epoch, so a sketch cannot be copied between them.
 
 ``WorkRecorder`` is the trainer's hook: ``on_step`` after each backward, ``on_epoch_end``
-at each collaborative epoch boundary, which signs the receipt and publishes it.
+at each collaborative epoch boundary, which signs the receipt and publishes it, and
+``flush`` before the trainer leaves the DHT. A receipt the DHT does not accept (refused,
+timed out) stays pending: it is tried again at every epoch end and by ``flush``; what is
+still pending then goes to a spool file next to the checkpoint, and the next start
+publishes it (``node.swarm.receipt_spool``). The epoch in progress at a stop gets no
+receipt: its gradients never reached an average, and the restarted peer redoes it.
 ``recompute_sketch`` is the validator's side of the same computation (same code path).
 Parameters at the start of each epoch are written to ``snapshot_dir/<params_hash>.pt``
 (content-addressed, so identical parameters of several peers are stored once): the
@@ -23,9 +28,11 @@ import hashlib
 import logging
 import os
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -35,8 +42,13 @@ from protocol.receipts import (
 )
 from protocol.types import Epoch, PeerId, RunId
 
+if TYPE_CHECKING:
+    from node.swarm.receipt_spool import ReceiptSpool
+
 log = logging.getLogger(__name__)
 _SEED_DOMAIN = b"hivenet/sketch/v1"
+# Seconds the trainer's stop gives pending receipts before it leaves the DHT; SIGTERM-to-exit must stay under 10 s.
+STOP_FLUSH_S = 2.0
 
 
 def sketch_seed(run_id: str, epoch: int, peer_id: str) -> int:
@@ -140,17 +152,24 @@ class WorkConfig:
     n_samples: int  # windows in the training corpus (the assignment's sample space)
     layout: CorpusLayout  # vetted shards of the corpus, for data credit
     snapshot_dir: Path | None  # where epoch-start parameters go (None: nowhere; receipts cannot be checked)
+    publish_timeout_s: float = 5.0  # one DHT store of a receipt; a hung DHT must stall neither training nor the stop
+
+
+def _identity(signed: SignedReceipt) -> bytes:
+    return signed.receipt.digest() + signed.signature  # what validators deduplicate on
 
 
 class WorkRecorder:
     """Accumulates one epoch's sketch and, at its end, signs and publishes the receipt.
 
     A receipt is only made for an epoch whose steps were recorded from step 0 on without
-    gaps (a peer that resumed mid-epoch skips that epoch's receipt).
+    gaps (a peer that resumed mid-epoch skips that epoch's receipt). ``publish(receipt,
+    timeout_s)`` returns whether the DHT accepted it; a receipt it did not accept stays in
+    ``pending`` (and in ``spool``, when there is one) until a later try succeeds.
     """
 
     def __init__(self, cfg: WorkConfig, sign: Callable[[Receipt], SignedReceipt], account: str,
-                 publish: Callable[[SignedReceipt], bool]) -> None:
+                 publish: Callable[[SignedReceipt, float], bool], spool: ReceiptSpool | None = None) -> None:
         self.cfg, self.sign, self.account, self.publish = cfg, sign, account.lower(), publish
         self._epoch: int | None = None
         self._steps = 0
@@ -158,7 +177,10 @@ class WorkRecorder:
         self._sum: torch.Tensor | None = None
         self._sketcher: CountSketch | None = None
         self._params_hash = b""
-        self.published: list[SignedReceipt] = []
+        self.published: list[SignedReceipt] = []  # accepted by the DHT, oldest first
+        self.spool = spool
+        self.pending: list[SignedReceipt] = spool.load() if spool is not None else []  # signed, not accepted yet
+        self._spooled = [_identity(s) for s in self.pending]  # what the spool file holds now
 
     def on_step(self, epoch: int, step: int, model: torch.nn.Module) -> None:
         """Call after ``loss.backward()`` of local step ``step`` whose batch was assigned for ``epoch``."""
@@ -195,18 +217,48 @@ class WorkRecorder:
             params_hash=self._params_hash, sketch=tuple((self._sum / self._steps).tolist()),
         )
         signed = self.sign(receipt)
-        ok = self.publish(signed)
-        log.info("epoch %d: receipt for %d steps %s", epoch, self._steps, "published" if ok else "NOT accepted by the DHT")
-        self.published.append(signed)
         self._epoch = None
+        # A pending receipt of the same epoch (made before a crash) is superseded: validators refuse two of one account.
+        self.pending = [s for s in self.pending if s.receipt.epoch != epoch] + [signed]
+        self.flush(self.cfg.publish_timeout_s)
+        ok = all(s is not signed for s in self.pending)
+        log.info("epoch %d: receipt for %d steps %s", epoch, receipt.steps,
+                 "published" if ok else "NOT accepted by the DHT (kept; tried again at the next epoch end and at the stop)")
         return signed
+
+    def flush(self, budget_s: float) -> int:
+        """Publishes pending receipts, oldest first, for at most ``budget_s`` seconds (0: none), then makes
+        the spool hold exactly those still pending. Returns how many are still pending."""
+        deadline = time.monotonic() + budget_s
+        still: list[SignedReceipt] = []
+        for signed in self.pending:
+            left = deadline - time.monotonic()
+            if left > 0 and self.publish(signed, min(left, self.cfg.publish_timeout_s)):
+                self.published.append(signed)
+            else:
+                still.append(signed)
+        self.pending = still
+        if self.spool is not None and [_identity(s) for s in still] != self._spooled:
+            self.spool.save(still)
+            self._spooled = [_identity(s) for s in still]
+        if still:
+            where = f"saved to {self.spool.path}, published at the next start" if self.spool is not None else \
+                "kept in memory only (no checkpoint path, so no spool file)"
+            log.warning("%d signed receipt(s) not accepted by the DHT yet (epochs %s); %s", len(still),
+                        ", ".join(str(s.receipt.epoch) for s in still), where)
+        return len(still)
 
 
 def make_recorder(dht: object, run_id: str, peer_id: str, batch_size: int, block_size: int, corpus: Corpus,
                   shard_store: Path | None, keystore: Path | None, password_file: Path | None,
-                  snapshot_dir: Path | None) -> WorkRecorder | None:
-    """The trainer's recorder: installs the receipt validators on ``dht`` always, records work only with a keystore."""
+                  snapshot_dir: Path | None, checkpoint: Path | None = None) -> WorkRecorder | None:
+    """The trainer's recorder: installs the receipt validators on ``dht`` always, records work only with a keystore.
+
+    With a ``checkpoint`` path, unpublished receipts are spooled next to it; those a previous run left
+    there are published now (and, if the DHT does not take them yet, at each epoch end and the stop).
+    """
     from node.identity import load_keystore
+    from node.swarm.receipt_spool import ReceiptSpool, spool_path
     from node.swarm.receipts import ReceiptBoard, sign_receipt
 
     board = ReceiptBoard(dht, run_id)  # type: ignore[arg-type]
@@ -217,4 +269,10 @@ def make_recorder(dht: object, run_id: str, peer_id: str, batch_size: int, block
     layout = shard_layout(shard_store, run_id, corpus) if shard_store is not None else CorpusLayout()
     cfg = WorkConfig(run_id=run_id, peer_id=peer_id, batch_size=batch_size, n_samples=corpus.n_train_samples(block_size),
                      layout=layout, snapshot_dir=snapshot_dir)
-    return WorkRecorder(cfg, lambda r: sign_receipt(account, r), account.address, board.publish)
+    spool = ReceiptSpool(spool_path(checkpoint), run_id) if checkpoint is not None else None
+    recorder = WorkRecorder(cfg, lambda r: sign_receipt(account, r), account.address,
+                            lambda s, timeout: board.publish(s, timeout=timeout), spool)
+    if recorder.pending:
+        log.info("publishing %d receipt(s) a previous run of this node could not publish", len(recorder.pending))
+        recorder.flush(cfg.publish_timeout_s)
+    return recorder

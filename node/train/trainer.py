@@ -30,7 +30,7 @@ from node.train.checkpoint import load_checkpoint, save_checkpoint
 from node.train.config import TrainConfig
 from node.train.data import Corpus, assigned_batch, demo_corpus, val_batches, vetted_corpus
 from node.train.model import GPT, build_model
-from node.train.sketch import make_recorder
+from node.train.sketch import STOP_FLUSH_S, make_recorder
 from protocol.errors import CheckpointError, ConfigError, PeersNotFound
 from protocol.types import Epoch, PeerId, RunId
 
@@ -152,7 +152,7 @@ class Trainer:
             self._emit(peer_id=peer, maddrs=visible_maddrs(dht))
             self.work = make_recorder(dht, self.swarm.run_id, peer, self.cfg.batch_size, self.cfg.model.block_size,
                                       self.corpus, self.cfg.shard_store, self.cfg.keystore, self.cfg.password_file,
-                                      self.cfg.snapshot_dir)
+                                      self.cfg.snapshot_dir, self.cfg.checkpoint_path)
             log.info("peer %s listening on %s", peer, " ".join(self.status.maddrs))
             opt = self._make_optimizer(dht, model)
             if self._resume is not None:
@@ -167,10 +167,14 @@ class Trainer:
             self._train(dht, opt, model, val, peer)
         finally:
             self._emit(stage="stopping")
-            if opt is not None:
-                opt.shutdown()
-            dht.shutdown()
-            self._emit(stage="stopped")
+            try:
+                if self.work is not None:  # while the DHT is up: pending receipts get a last try, the rest a spool file
+                    self.work.flush(STOP_FLUSH_S)
+            finally:
+                if opt is not None:
+                    opt.shutdown()
+                dht.shutdown()
+                self._emit(stage="stopped")
 
     def _make_optimizer(self, dht: Any, model: GPT) -> CollaborativeOptimizer:
         cfg = self.cfg

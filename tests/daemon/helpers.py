@@ -229,3 +229,29 @@ def deployed_chain(workdir: Path) -> Iterator[tuple[str, Path]]:
         client.deploy().save(path)
         client.close()
         yield url, path
+
+
+@contextmanager
+def receipt_observer(run_id: str) -> Iterator[tuple[Any, list[str]]]:
+    """A DHT node that reads receipts as a validator does and outlives the node under test.
+
+    Yields (its ``ReceiptBoard``, its multiaddrs for ``--initial-peers``); shut down on exit.
+    """
+    import hivemind
+
+    from node.swarm.receipts import ReceiptBoard
+
+    dht = hivemind.DHT(start=True)
+    try:
+        yield ReceiptBoard(dht, run_id), [str(m) for m in dht.get_visible_maddrs()]
+    finally:
+        dht.shutdown()
+
+
+def keystore_args(dir: Path) -> tuple[str, list[str]]:
+    """A throwaway keystore that signs the node's receipts: (its address, the node's flags)."""
+    from node.validation.service import make_keystore
+
+    path = dir / "receipts.key"
+    address = make_keystore(path)
+    return address, ["--keystore", str(path), "--password-file", str(path.with_suffix(".pass"))]

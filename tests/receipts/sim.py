@@ -53,7 +53,7 @@ class SimPeer:
         cfg = WorkConfig(run_id=RUN, peer_id=self.peer_id, batch_size=BATCH, n_samples=corpus.n_train_samples(TINY.block_size),
                          layout=layout, snapshot_dir=snapshot_dir)
         signed: list[SignedReceipt] = []
-        rec = WorkRecorder(cfg, lambda r: sign_receipt(self.account, r), self.account.address, lambda s: signed.append(s) or True)
+        rec = WorkRecorder(cfg, lambda r: sign_receipt(self.account, r), self.account.address, lambda s, _timeout: signed.append(s) or True)
         for step in range(steps):
             x, y = assigned_batch(corpus, RUN, epoch, self.peer_id, step, BATCH, TINY.block_size)  # type: ignore[arg-type]
             model.zero_grad(set_to_none=True)
