@@ -72,6 +72,13 @@ KEYS: tuple[Key, ...] = (
     Key("train", "n_embd", int, 256, "Model width (every peer of a run must agree).", minimum=1),
     Key("train", "block_size", int, 128, "Context length in bytes.", minimum=1),
     Key("train", "eval_every", int, 10, "Evaluate held-out loss every N epochs (0: only at start and end).", minimum=0),
+    Key("train", "mode", str, "sync", 'sync: average gradients every epoch | diloco: average the parameter change every inner_steps local steps.', choices=("sync", "diloco")),
+    Key("train", "inner_steps", int, 125, "diloco: local steps per round (averaging traffic falls by about this factor).", minimum=1),
+    Key("train", "outer_lr", float, 0.7, "diloco: outer SGD learning rate.", minimum=0),
+    Key("train", "outer_momentum", float, 0.9, "diloco: outer Nesterov momentum, in [0, 1).", minimum=0),
+    Key("train", "overlap", bool, True, "diloco: average a round while the next one computes."),
+    Key("train", "compression", str, "none", "diloco: pseudo-gradients travel as none | float16 | uint8.", choices=("none", "float16", "uint8")),
+    Key("train", "error_feedback", bool, False, "diloco: carry what compression dropped into the next round."),
     Key("train", "checkpoint", Path, None, "Checkpoint file; written every epoch and on stop, resumed from on start."),
     Key("train", "shard_store", Path, None, "Train on the shards vetted for the run in this store."),
     Key("train", "fresh", bool, False, "Ignore (never delete) an existing checkpoint."),
@@ -304,6 +311,9 @@ def _train_config(v: Mapping[str, Any]) -> TrainConfig:
         threads=v["train.threads"], eval_every=v["train.eval_every"], checkpoint_path=v["train.checkpoint"],
         metrics_path=v["train.metrics"], fresh=v["train.fresh"], shard_store=v["train.shard_store"],
         keystore=v["receipts.keystore"], password_file=v["receipts.password_file"], snapshot_dir=v["receipts.snapshot_dir"],
+        mode=v["train.mode"], inner_steps=v["train.inner_steps"], outer_lr=v["train.outer_lr"],
+        outer_momentum=v["train.outer_momentum"], overlap=v["train.overlap"], compression=v["train.compression"],
+        error_feedback=v["train.error_feedback"],
     )
 
 

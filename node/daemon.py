@@ -110,10 +110,13 @@ class Daemon:
             peer = ensure_key_file(swarm.identity_path)
             if peer:
                 self.side.call(self.state.on_trainer_status, {"stage": "starting", "peer_id": peer})
-        from node.train.trainer import Trainer  # torch and hivemind load here, after the endpoint is up
+        # torch and hivemind load here, after the endpoint is up
+        from node.train.diloco import DilocoTrainer
+        from node.train.trainer import Trainer
 
-
-        self._trainer = Trainer(self.cfg.swarm, self.cfg.train(), on_status=self._on_status, on_event=self._on_event)
+        train = self.cfg.train()
+        trainer_class = DilocoTrainer if train.mode == "diloco" else Trainer
+        self._trainer = trainer_class(self.cfg.swarm, train, on_status=self._on_status, on_event=self._on_event)
         if self._stop_requested:
             return
         self._set_stage(DaemonStage.RUNNING)

@@ -86,7 +86,12 @@ def summarize(per_peer: dict[str, list[dict[str, Any]]], wall_s: float, train_s:
         for r in recs:
             if r["event"] == "epoch" and r.get("averaged"):
                 groups[r["epoch"]] = max(groups.get(r["epoch"], 0), r["group_size"])
+            if r["event"] == "round" and r.get("applied"):  # DiLoCo mode: one record per applied outer round
+                groups[r["round"]] = max(groups.get(r["round"], 0), r["group_size"])
     epochs_done = [r["new_epoch"] for recs in per_peer.values() for r in recs if r["event"] == "epoch"]
+    # What averaging cost each peer (DiLoCo mode counts it; sync mode leaves these out) and how busy it was.
+    last = {p: next((r for r in reversed(recs) if "bytes_sent" in r), None) for p, recs in per_peer.items()}
+    accounted = {p: r for p, r in last.items() if r is not None}
     return {
         "val_loss_start": statistics.mean(starts) if starts else None,
         "val_loss_end": statistics.mean(finals.values()) if finals else None,
@@ -97,4 +102,7 @@ def summarize(per_peer: dict[str, list[dict[str, Any]]], wall_s: float, train_s:
         "wall_s": round(wall_s, 2),
         "train_s": round(train_s, 2) if train_s is not None else None,
         "loss_unit": "nats per byte",
+        **({"averaging_bytes_sent_per_peer": {p: r["bytes_sent"] for p, r in accounted.items()},
+            "averaging_bytes_received_per_peer": {p: r["bytes_received"] for p, r in accounted.items()},
+            "utilization_per_peer": {p: r["utilization"] for p, r in accounted.items()}} if accounted else {}),
     }

@@ -29,3 +29,13 @@ class TrainConfig:
     keystore: Path | None = None  # sign work receipts with this keystore's Ethereum account (None: no receipts)
     password_file: Path | None = None  # file holding the keystore password (first line)
     snapshot_dir: Path | None = None  # epoch-start parameters for validators, content-addressed (see node.train.sketch)
+    # How peers combine their work: "sync" averages gradients every collaborative epoch (hivemind.Optimizer);
+    # "diloco" takes inner_steps local AdamW steps, then averages the parameter change (node.train.diloco).
+    mode: str = "sync"
+    inner_steps: int = 125  # diloco: local steps per round; averaging traffic falls by about this factor
+    inner_warmup_steps: int = 20  # diloco: linear warm-up of the inner lr, then cosine decay to 10% at the last step
+    outer_lr: float = 0.7  # diloco: outer SGD learning rate (DiLoCo's value)
+    outer_momentum: float = 0.9  # diloco: outer Nesterov momentum (DiLoCo's value)
+    overlap: bool = True  # diloco: average a round while the next round's inner steps run (applied when it lands)
+    compression: str = "none"  # diloco: what the pseudo-gradients travel as: none | float16 | uint8
+    error_feedback: bool = False  # diloco: add back what compression dropped from this peer's last pseudo-gradient

@@ -1,0 +1,363 @@
+"""DiLoCo-style training: H local steps, then the swarm averages how far everyone moved.
+
+Each peer keeps the run's *shared* parameters ``g`` (identical on every peer)
+and its own *local* model. A round is:
+
+1. H inner steps (AdamW) on the local model, batches from ``protocol.assignment``
+   with the round as the epoch;
+2. the pseudo-gradient ``g - local`` goes to ``PseudoGradientAverager``, which
+   averages it over the whole swarm (robust reduce, optional 8-bit or float16
+   compression) and gives every member bit-identical results, or fails;
+3. a background thread waits for that round and for the group's agreement
+   (``node.swarm.agreement``: every member holds the same result) while the
+   next round's inner steps already run (``overlap``, on by default);
+4. when the round is done, every peer applies the same outer step
+   (``node.swarm.outer``: SGD with Nesterov momentum) to ``g`` and moves its
+   local model to ``new g + (steps taken since the round was sent)``, so no
+   local step is lost and nothing is counted twice.
+
+A round applies only with the whole expected swarm in the group, so every peer
+applies it or none does and ``g`` stays identical everywhere; a round that fails
+(a peer missing, a dead reducer, a disagreement) is skipped by all, and its
+local progress rides along in the next pseudo-gradient.
+
+Each peer reports the bytes its averager sent and received, and its compute
+utilization: the share of wall time spent in inner steps rather than waiting
+for the swarm.
+
+Limits, for now: a peer that restarts resumes its own checkpoint and cannot load
+the others' state, so rounds pause until every peer holds the same round again;
+work receipts are not signed in this mode (the validator replays sync epochs).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from node.swarm import barrier, codecs
+from node.swarm.agreement import Outcome, RoundAgreement, sketch
+from node.swarm.dht import peer_id_of, start_dht, visible_maddrs
+from node.swarm.outer import OuterState, initial_state, outer_step, pseudo_gradient
+from node.swarm.pseudo_averager import PseudoGradientAverager
+from node.swarm.robust import make_aggregator
+from node.train.checkpoint import save_checkpoint
+from node.train.data import assigned_batch, val_batches
+from node.train.model import GPT, build_model
+from node.train.trainer import Trainer, evaluate, param_digest, run_seed
+from protocol.errors import ConfigError, PeersNotFound
+from protocol.types import Epoch, PeerId, RunId
+
+log = logging.getLogger(__name__)
+
+
+def inner_lr_factor(step: int, total_steps: int, warmup_steps: int, floor: float = 0.1) -> float:
+    """Linear warm-up to 1, then cosine decay to ``floor`` at ``total_steps`` (also the DDP baseline's schedule)."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+@dataclass(frozen=True)
+class RoundOutcome:
+    round: int
+    applied: bool
+    reason: str  # agreed | failed: ... | partial group ... | <agreement reason>
+    group_size: int
+    delta: list[torch.Tensor] | None  # the swarm's averaged pseudo-gradient when applied
+
+
+@dataclass
+class SentRound:
+    round: int
+    local_at_send: list[torch.Tensor]  # this peer's local parameters when it sent the round
+    future: Future  # -> RoundOutcome, from the background thread
+
+
+class Clock:
+    """Where a peer's wall time goes: inner steps (compute) or waiting for the swarm."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.compute_s = 0.0
+        self.wait_s = 0.0
+
+    @property
+    def utilization(self) -> float:
+        return self.compute_s / max(1e-9, time.monotonic() - self.started)
+
+
+class DilocoTrainer(Trainer):
+    """A training peer in DiLoCo mode (``train.mode = "diloco"``); ``max_epochs`` counts outer rounds."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.cfg.keystore is not None:
+            raise ConfigError("receipts.keystore is set, but DiLoCo mode does not sign work receipts yet; "
+                              "use train.mode = \"sync\" for receipts")
+        if not 0.0 <= self.cfg.outer_momentum < 1.0:
+            raise ConfigError(f"train.outer_momentum must be in [0, 1), got {self.cfg.outer_momentum}")
+        codecs.compression(self.cfg.compression)  # an unknown name fails here, before the swarm is joined
+        self.shared: OuterState | None = None
+        self.residual: list[torch.Tensor] | None = None  # error feedback: what compression dropped last round
+        self.clock = Clock()
+        self.rounds_applied = 0
+        self.rounds_failed = 0
+        self.inner: torch.optim.Optimizer | None = None
+        self.next_round = 0  # the round this peer trains next (rounds count attempts; shared.step counts applied ones)
+
+    # -- setup -------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        torch.set_num_threads(self.cfg.threads)
+        model = build_model(self.cfg.model, seed=run_seed(self.swarm.run_id)).to(self.device)
+        inner = self.inner = torch.optim.AdamW(model.parameters(), lr=self.cfg.lr, betas=(0.9, 0.95),
+                                               weight_decay=self.cfg.weight_decay)
+        self.shared, first_round = initial_state(model.parameters()), 0
+        if self._resume is not None:
+            first_round = self._load_resume(model, inner)
+        val = val_batches(self.corpus, self.cfg.model.block_size, self.cfg.eval_windows)
+        self._emit(stage="joining")
+        dht = start_dht(self.swarm)
+        averager = None
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="diloco-round")
+        try:
+            peer = peer_id_of(dht)
+            self._emit(peer_id=peer, maddrs=visible_maddrs(dht))
+            averager = PseudoGradientAverager(
+                [torch.zeros_like(p, device="cpu") for p in model.parameters()], dht,
+                aggregator=make_aggregator(self.swarm.aggregator, tau=self.swarm.clip_tau,
+                                           iterations=self.swarm.clip_iterations, trim_fraction=self.swarm.trim_fraction),
+                compression=self.cfg.compression, prefix=f"{self.swarm.run_id}_diloco", start=True,
+                target_group_size=self.swarm.expected_peers, min_group_size=min(2, self.swarm.expected_peers),
+                min_matchmaking_time=self.swarm.matchmaking_time, request_timeout=min(3.0, self.swarm.matchmaking_time),
+                allreduce_timeout=self.swarm.averaging_timeout, sender_timeout=self.swarm.averaging_timeout / 2,
+                reducer_timeout=self.swarm.averaging_timeout, allow_state_sharing=False)
+            agreement = RoundAgreement(dht, self.swarm.run_id, self.swarm.agreement_timeout) \
+                if self.swarm.agreement_timeout > 0 else None
+            self._metric("start", epoch=first_round, val_loss=evaluate(model, val, self.device),
+                         resumed=self._resume is not None, device=str(self.device), params=model.num_params(),
+                         shards=self.shard_ids, train_bytes=len(self.corpus.train), maddrs=self.status.maddrs,
+                         mode="diloco", inner_steps=self.cfg.inner_steps, compression=self.cfg.compression)
+            self._emit(stage="waiting-for-peers")
+            barrier.wait_for_peers(dht, self.swarm.run_id, "start", self.swarm.expected_peers, self.swarm.peer_wait_timeout)
+            self._train_rounds(dht, averager, agreement, pool, model, inner, val, PeerId(peer), first_round)
+        finally:
+            self._emit(stage="stopping")
+            pool.shutdown(wait=False, cancel_futures=True)
+            if averager is not None:
+                averager.shutdown()
+            dht.shutdown()
+            self._emit(stage="stopped")
+
+    def _load_resume(self, model: GPT, inner: torch.optim.Optimizer) -> int:
+        state = self._resume.get("diloco") if self._resume else None
+        if state is None:
+            raise ConfigError(f"checkpoint {self.cfg.checkpoint_path} was written in sync mode; "
+                              "use another --checkpoint or --fresh for a DiLoCo run")
+        model.load_state_dict(self._resume["model"])
+        inner.load_state_dict(state["inner"])
+        self.shared = OuterState(tuple(state["shared"]), tuple(state["momentum"]), int(state["outer_steps"]))
+        log.info("resumed from %s at round %d", self.cfg.checkpoint_path, int(state["round"]))
+        return int(state["round"])
+
+    # -- the rounds ------------------------------------------------------------------------------
+
+    def _train_rounds(self, dht: Any, averager: PseudoGradientAverager, agreement: RoundAgreement | None,
+                      pool: ThreadPoolExecutor, model: GPT, inner: torch.optim.Optimizer, val: list, peer: PeerId,
+                      first_round: int) -> None:
+        cfg = self.cfg
+        total_steps = cfg.max_epochs * cfg.inner_steps
+        self._emit(stage="training", epoch=first_round)
+        self.clock = Clock()
+        pending: SentRound | None = None
+        self.next_round = first_round
+        for rnd in range(first_round, cfg.max_epochs):
+            if self._stop_requested:
+                break
+            self.next_round = rnd + 1
+            losses, started = [], time.monotonic()
+            for h in range(cfg.inner_steps):
+                lr = cfg.lr * inner_lr_factor(rnd * cfg.inner_steps + h, total_steps, cfg.inner_warmup_steps)
+                losses.append(self._inner_step(model, inner, lr, peer, rnd, h))
+                if pending is not None and pending.future.done():
+                    self._apply(pending, model)
+                    pending = None
+                if self._stop_requested:
+                    break
+            if pending is not None:  # the previous round is still averaging: wait for it before sending the next
+                pending = self._finish_round(pending, model)
+            pending = self._send(rnd, averager, agreement, pool, model)
+            if not cfg.overlap or rnd == cfg.max_epochs - 1 or self._stop_requested:
+                pending = self._finish_round(pending, model)
+            self._end_round(model, val, rnd, losses, started, averager)
+        if pending is not None:
+            self._finish_round(pending, model)
+        self._metric("final", epoch=self.next_round, val_loss=self._evaluate_shared(model, val),
+                     **self._accounting(averager))
+        if not self._stop_requested:
+            try:
+                barrier.wait_for_peers(dht, self.swarm.run_id, "end", self.swarm.expected_peers, cfg.end_barrier_timeout)
+            except PeersNotFound as e:
+                log.warning("end barrier: %s", e)
+        self._checkpoint_diloco(model, self.next_round)
+        self._metric("stop", epoch=self.next_round, param_digest=param_digest(model), requested=self._stop_requested)
+
+    def _inner_step(self, model: GPT, inner: torch.optim.Optimizer, lr: float, peer: PeerId, rnd: int, h: int) -> float:
+        started = time.monotonic()
+        x, y = assigned_batch(self.corpus, RunId(self.swarm.run_id), Epoch(rnd), peer, h, self.cfg.batch_size,
+                              self.cfg.model.block_size)
+        for group in inner.param_groups:
+            group["lr"] = lr
+        _, loss = model(x.to(self.device), y.to(self.device))
+        assert loss is not None
+        loss.backward()
+        inner.step()
+        inner.zero_grad(set_to_none=True)
+        value = loss.item()
+        self.clock.compute_s += time.monotonic() - started
+        if self.faults is not None:
+            self.faults.after_step(time.monotonic() - started)
+        self._emit(local_steps=h + 1, loss=value)
+        return value
+
+    def _send(self, rnd: int, averager: PseudoGradientAverager, agreement: RoundAgreement | None,
+              pool: ThreadPoolExecutor, model: GPT) -> SentRound:
+        assert self.shared is not None
+        local = [p.detach().to("cpu").clone() for p in model.parameters()]
+        delta = pseudo_gradient([g.to("cpu") for g in self.shared.params], local)
+        if self.cfg.error_feedback and self.cfg.compression != "none":
+            delta = self._with_error_feedback(delta)
+        with averager.get_tensors() as tensors:
+            for tensor, d in zip(tensors, delta, strict=True):
+                tensor.copy_(d)
+        control = averager.step(gather=rnd, wait=False, timeout=self.swarm.averaging_timeout)
+        future = pool.submit(self._await_round, rnd, control, averager, agreement)
+        return SentRound(rnd, local, future)
+
+    def _with_error_feedback(self, delta: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Add what compression dropped last round; keep what it drops of this one (per-tensor estimate)."""
+        codec = codecs.compression(self.cfg.compression)
+        if self.residual is None:
+            self.residual = [torch.zeros_like(d) for d in delta]
+        corrected = [d + r for d, r in zip(delta, self.residual)]
+        self.residual = [c - codecs.roundtrip(c, codec) for c in corrected]
+        return corrected
+
+    def _await_round(self, rnd: int, control: Any, averager: PseudoGradientAverager,
+                     agreement: RoundAgreement | None) -> RoundOutcome:
+        """Background thread: the round's all-reduce, then the group's agreement on its result."""
+        try:
+            gathered = control.result()
+        except BaseException as e:  # hivemind's contract: any failure means no result this round
+            return RoundOutcome(rnd, False, f"failed: {e!r}", 1, None)
+        if gathered is None:
+            return RoundOutcome(rnd, False, "failed: no group", 1, None)
+        group = [peer.to_base58() for peer in gathered]
+        with averager.get_tensors() as tensors:
+            result = [t.detach().clone() for t in tensors]
+        reason = "agreed"
+        if len(group) < self.swarm.expected_peers:
+            reason = f"partial group ({len(group)} of {self.swarm.expected_peers})"
+        elif sorted(set(gathered.values())) != [rnd]:
+            reason = f"rounds differ in the group: {sorted(set(map(str, gathered.values())))}"
+        # A partial group or mixed rounds: every member saw the same gathered data and skips alike. Otherwise
+        # the members compare what they hold (a member whose round broke late holds nothing, and says so).
+        if agreement is not None and reason == "agreed":
+            verdict = agreement.check(gathered.group_id.hex(), group, result)
+            if verdict.outcome is not Outcome.APPLY:
+                reason = verdict.reason
+        return RoundOutcome(rnd, reason == "agreed", reason, len(group), result if reason == "agreed" else None)
+
+    def _finish_round(self, pending: SentRound, model: GPT) -> None:  # returns None: nothing is pending after it
+        started = time.monotonic()
+        pending.future.result()  # bounded: matchmaking, all-reduce and agreement all have timeouts
+        self.clock.wait_s += time.monotonic() - started
+        self._apply(pending, model)
+        return None
+
+    @torch.no_grad()
+    def _apply(self, pending: SentRound, model: GPT) -> None:
+        assert self.shared is not None
+        outcome: RoundOutcome = pending.future.result()
+        if not outcome.applied:
+            self.rounds_failed += 1
+            log.warning("round %d not applied (%s); its steps ride along in the next round", outcome.round, outcome.reason)
+            self._metric("round", round=outcome.round, applied=False, reason=outcome.reason, group_size=outcome.group_size,
+                         outer_steps=self.shared.step)
+            return
+        assert outcome.delta is not None
+        before = self.shared
+        self.shared = outer_step(before, [d.to(self.device) for d in outcome.delta], self.cfg.outer_lr, self.cfg.outer_momentum)
+        for param, new_g, now_cpu_before in zip(model.parameters(), self.shared.params, pending.local_at_send):
+            # keep the steps taken since the round was sent: local = new g + (local now - local at send)
+            param.copy_(new_g + (param - now_cpu_before.to(param.device)))
+        self.rounds_applied += 1
+        log.info("round %d: averaged pseudo-gradients with %d peers; outer step %d", outcome.round,
+                 outcome.group_size, self.shared.step)
+        self._metric("round", round=outcome.round, applied=True, reason=outcome.reason, group_size=outcome.group_size,
+                     outer_steps=self.shared.step, shared_digest=param_digest_of(self.shared.params))
+
+    def _end_round(self, model: GPT, val: list, rnd: int, losses: Sequence[float], started: float,
+                   averager: PseudoGradientAverager) -> None:
+        new_round = rnd + 1
+        evaluate_now = self.cfg.eval_every > 0 and new_round % self.cfg.eval_every == 0
+        val_loss = self._evaluate_shared(model, val) if evaluate_now else None
+        if new_round % max(1, self.cfg.checkpoint_every) == 0:
+            self._checkpoint_diloco(model, new_round)
+        elapsed = time.monotonic() - started
+        assert self.shared is not None
+        self._metric(
+            "epoch", epoch=rnd, new_epoch=new_round, local_steps=len(losses), samples=len(losses) * self.cfg.batch_size,
+            loss=sum(losses) / max(1, len(losses)), outer_steps=self.shared.step, val_loss=val_loss, elapsed_s=elapsed,
+            shared_digest=param_digest_of(self.shared.params), param_sketch=sketch(list(self.shared.params), chunks=4),
+            **self._accounting(averager),
+        )
+        self._emit(epoch=new_round, rounds=self.rounds_applied, samples_per_s=len(losses) * self.cfg.batch_size / max(elapsed, 1e-9),
+                   **({"val_loss": val_loss} if val_loss is not None else {}))
+
+    def _accounting(self, averager: PseudoGradientAverager) -> dict[str, Any]:
+        return {"bytes_sent": averager.bytes_sent, "bytes_received": averager.bytes_received,
+                "compute_s": round(self.clock.compute_s, 3), "wait_s": round(self.clock.wait_s, 3),
+                "utilization": round(self.clock.utilization, 4), "rounds_applied": self.rounds_applied,
+                "rounds_failed": self.rounds_failed}
+
+    @torch.no_grad()
+    def _evaluate_shared(self, model: GPT, val: list) -> float:
+        """Held-out loss of the shared parameters (the model every peer agrees on), not of this peer's local one."""
+        assert self.shared is not None
+        local = [p.detach().clone() for p in model.parameters()]
+        for param, g in zip(model.parameters(), self.shared.params):
+            param.copy_(g)
+        try:
+            return evaluate(model, val, self.device)
+        finally:
+            for param, saved in zip(model.parameters(), local):
+                param.copy_(saved)
+
+    def _checkpoint_diloco(self, model: GPT, next_round: int) -> None:
+        if self.cfg.checkpoint_path is None or self.shared is None or self.inner is None:
+            return
+        save_checkpoint(self.cfg.checkpoint_path, {
+            "format": 1, "run_id": self.swarm.run_id, "model_config": asdict(self.cfg.model), "model": model.state_dict(),
+            "diloco": {"round": next_round, "outer_steps": self.shared.step, "shared": list(self.shared.params),
+                       "momentum": list(self.shared.momentum), "inner": self.inner.state_dict()},
+        })
+
+
+def param_digest_of(tensors: Sequence[torch.Tensor]) -> str:
+    """A short hash of exact tensor bytes: equal digests mean bit-identical shared parameters."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(t.detach().to("cpu").contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
