@@ -9,10 +9,11 @@ Prints one JSON object per line:
  "ratio": naive / ledger, "claim_gas": ..., ...}
 ``ledger_gas_per_peer_epoch`` is (postEpoch + finalizeEpoch gas) / N averaged over the
 epochs (claims excluded); ``naive_gas_per_peer_epoch`` is the mean gas of one record
-transaction. ``claim_gas`` is a claim by a peer that claimed before (the steady state, with
-a proof of depth ~log2 N); ``first_claim_gas`` is a peer's first-ever claim, which also pays
-for two fresh storage slots (its claimed amount and its token balance, 2 x 22,100 gas).
-All figures are transaction gasUsed, including the 21,000 intrinsic gas.
+transaction. ``claim_gas`` is the worse of the two claims measured, each relayed with a
+proof of depth ~log2 N: ``first_claim_gas``, a peer's first-ever claim (it turns the peer's
+token record from zero to non-zero: 22,100 gas for one fresh slot, which holds the balance
+and the claimed amount together), and ``repeat_claim_gas``, the same peer's claim an epoch
+later. All figures are transaction gasUsed, including the 21,000 intrinsic gas.
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ EPOCHS = 2
 WINDOW = 60
 
 
-def run(peers: int, seed: int) -> dict[str, Any]:
+def run(peers: int, seed: int, baseline: bool = True) -> dict[str, Any]:
+    """One line of the benchmark. ``baseline=False`` skips the naive contract (most of the
+    run time: one transaction per peer-epoch) and reports its figures as None; tests use it
+    to check claims at the full size."""
     rng = random.Random(seed)
     chain = Chain.connect(LedgerConfig())
     validator = Account.create()
@@ -56,6 +60,8 @@ def run(peers: int, seed: int) -> dict[str, Any]:
         earned = {a: rng.randint(1, 10**18) for a in accounts}
         for account, amount in earned.items():
             cumulative[account] += amount
+            if not baseline:
+                continue
             tx = naive.functions.record(epoch, account, amount).transact({"from": funder})
             naive_gas.append(int(chain.w3.eth.get_transaction_receipt(tx)["gasUsed"]))
         tree = RewardsTree.build(cumulative)
@@ -70,16 +76,17 @@ def run(peers: int, seed: int) -> dict[str, Any]:
         else:
             repeat_claim = sent.gas_used
     ledger = statistics.mean(ledger_per_epoch)
-    naive_mean = statistics.mean(naive_gas)
+    naive_mean = statistics.mean(naive_gas) if baseline else None
     client.close()
     return {
         "bench": "gas",
         "peers": peers,
         "ledger_gas_per_peer_epoch": round(ledger, 1),
-        "naive_gas_per_peer_epoch": round(naive_mean, 1),
-        "ratio": round(naive_mean / ledger, 1),
-        "claim_gas": repeat_claim,
+        "naive_gas_per_peer_epoch": None if naive_mean is None else round(naive_mean, 1),
+        "ratio": None if naive_mean is None else round(naive_mean / ledger, 1),
+        "claim_gas": max(first_claim, repeat_claim),
         "first_claim_gas": first_claim,
+        "repeat_claim_gas": repeat_claim,
         "proof_depth": len(tree.proof(claimant)),
         "epochs": EPOCHS,
     }

@@ -2,11 +2,11 @@
 pragma solidity 0.8.30;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
-import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {RewardToken} from "./RewardToken.sol";
 
 /**
  * @title ContributionLedger
@@ -20,9 +20,14 @@ import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
  * becomes final when anyone calls {finalizeEpoch} after the window. Claims are checked
  * against the latest final root and pay the difference to what the account already
  * claimed, to anyone's transaction, and never more than was funded.
+ *
+ * The ledger creates its {RewardToken}. What each account claimed, and what the ledger
+ * paid out in all, live in the token's per-account records next to the balances
+ * ({RewardToken-settleClaim}), so a claim writes two slots (the claimant's and the pool's)
+ * instead of four, and a peer's first claim makes one fresh slot instead of two.
  */
 contract ContributionLedger is AccessControl, ReentrancyGuardTransient {
-    using SafeERC20 for IERC20;
+    using SafeERC20 for RewardToken;
 
     /// @notice Role allowed to post and dispute epoch roots.
     bytes32 public constant VALIDATOR_ROLE = keccak256("VALIDATOR_ROLE");
@@ -34,7 +39,7 @@ contract ContributionLedger is AccessControl, ReentrancyGuardTransient {
         bool disputed;
     }
 
-    IERC20 private immutable _token;
+    RewardToken private immutable _token;
     uint64 private immutable _challengeWindow;
 
     mapping(uint64 epoch => EpochRecord) private _epochs;
@@ -42,10 +47,8 @@ contract ContributionLedger is AccessControl, ReentrancyGuardTransient {
     uint64 private _finalizedEpoch;
     uint128 private _finalizedTotal;
     bytes32 private _finalizedRoot;
-    // Packed in one slot so that a claim reads and writes both with one access.
+    // What fund() pulled in; claims only read it (the token keeps the total paid out).
     uint128 private _totalFunded;
-    uint128 private _totalClaimed;
-    mapping(address account => uint256) private _claimed;
 
     /// @notice Emitted after `funder` added `amount` tokens to the reward pool.
     event LedgerFunded(address indexed funder, uint256 amount, uint256 totalFunded);
@@ -88,12 +91,14 @@ contract ContributionLedger is AccessControl, ReentrancyGuardTransient {
     error ContributionLedgerZeroAmount();
 
     /**
-     * @param token_ The reward token paid out by claims.
+     * @param tokenName ERC-20 name of the reward token this ledger creates.
+     * @param tokenSymbol ERC-20 symbol of that token.
      * @param challengeWindow_ Seconds during which a posted root can be disputed.
-     * @param admin Receives `DEFAULT_ADMIN_ROLE` (grants `VALIDATOR_ROLE`).
+     * @param admin Receives `DEFAULT_ADMIN_ROLE` here (grants `VALIDATOR_ROLE`) and in the
+     * token, with its `MINTER_ROLE`.
      */
-    constructor(IERC20 token_, uint64 challengeWindow_, address admin) {
-        _token = token_;
+    constructor(string memory tokenName, string memory tokenSymbol, uint64 challengeWindow_, address admin) {
+        _token = _createToken(tokenName, tokenSymbol, admin);
         _challengeWindow = challengeWindow_;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
     }
@@ -178,21 +183,20 @@ contract ContributionLedger is AccessControl, ReentrancyGuardTransient {
         if (!MerkleProof.verifyCalldata(proof, root, leaf)) {
             revert ContributionLedgerInvalidProof(account, cumulativeAmount);
         }
-        uint256 alreadyClaimed = _claimed[account];
+        (uint256 alreadyClaimed, uint256 paidOut) = _token.claimState(account);
         if (cumulativeAmount <= alreadyClaimed) {
             revert ContributionLedgerNothingToClaim(account, cumulativeAmount, alreadyClaimed);
         }
         payout = cumulativeAmount - alreadyClaimed;
-        uint256 available = _totalFunded - _totalClaimed;
+        // paidOut <= _totalFunded: only this ledger settles claims, each within this bound.
+        uint256 available = _totalFunded - paidOut;
         if (payout > available) revert ContributionLedgerInsufficientFunds(payout, available);
-        _claimed[account] = cumulativeAmount;
-        _totalClaimed += uint128(payout);
+        _token.settleClaim(account, cumulativeAmount);
         emit RewardClaimed(account, msg.sender, payout, cumulativeAmount);
-        _token.safeTransfer(account, payout);
     }
 
-    /// @notice The reward token.
-    function token() external view returns (IERC20) {
+    /// @notice The reward token (created by this ledger).
+    function token() external view returns (RewardToken) {
         return _token;
     }
 
@@ -218,11 +222,23 @@ contract ContributionLedger is AccessControl, ReentrancyGuardTransient {
 
     /// @notice The cumulative amount `account` has claimed.
     function claimed(address account) external view returns (uint256) {
-        return _claimed[account];
+        return _token.claimedOf(account);
     }
 
     /// @notice Tokens ever funded into and claimed from the pool.
     function totals() external view returns (uint256 funded, uint256 claimedTotal) {
-        return (_totalFunded, _totalClaimed);
+        return (_totalFunded, _token.claimedOf(address(this)));
+    }
+
+    /**
+     * @dev Deploys the reward token with this ledger as the one that settles its claims.
+     * Tests override it to use a token with receive hooks.
+     */
+    function _createToken(string memory name_, string memory symbol_, address admin)
+        internal
+        virtual
+        returns (RewardToken)
+    {
+        return new RewardToken(name_, symbol_, admin, address(this));
     }
 }

@@ -2,7 +2,6 @@
 pragma solidity 0.8.30;
 
 import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
-import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {ContributionLedger} from "../src/ContributionLedger.sol";
 import {RewardToken} from "../src/RewardToken.sol";
 import {TestBase} from "./utils/TestBase.sol";
@@ -20,8 +19,8 @@ contract ContributionLedgerTest is TestBase {
 
     function setUp() public {
         vm.warp(1_000_000);
-        token = new RewardToken("Hive", "HIVE", admin);
-        ledger = new ContributionLedger(IERC20(address(token)), WINDOW, admin);
+        ledger = new ContributionLedger("Hive", "HIVE", WINDOW, admin);
+        token = ledger.token();
         vm.startPrank(admin);
         ledger.grantRole(ledger.VALIDATOR_ROLE(), validator);
         token.mint(admin, 1_000_000 ether);
@@ -260,9 +259,43 @@ contract ContributionLedgerTest is TestBase {
         ledger.claim(alice, 50 ether, merkleProof(second, 0));
     }
 
+    function test_claim_addsToAnExistingBalance() public {
+        _fund(100 ether);
+        vm.prank(admin);
+        token.transfer(alice, 3 ether);
+        bytes32[] memory leaves = _twoLeaves(10 ether, 5 ether);
+        _postAndFinalize(1, merkleRoot(leaves), 15 ether);
+
+        ledger.claim(alice, 10 ether, merkleProof(leaves, 0));
+
+        vm.assertEq(token.balanceOf(alice), 13 ether, "held + paid");
+        vm.assertEq(token.claimedOf(alice), 10 ether, "claimed in the token record");
+        vm.assertEq(token.balanceOf(address(ledger)), 90 ether, "pool");
+        vm.assertEq(token.claimedOf(address(ledger)), 10 ether, "pool paid out");
+    }
+
+    function test_claim_emitsRewardClaimed() public {
+        _fund(100 ether);
+        bytes32[] memory leaves = _twoLeaves(10 ether, 5 ether);
+        _postAndFinalize(1, merkleRoot(leaves), 15 ether);
+        bytes32[] memory proof = merkleProof(leaves, 1);
+        vm.expectEmit();
+        emit ContributionLedger.RewardClaimed(bob, relayer, 5 ether, 5 ether);
+        vm.prank(relayer);
+        ledger.claim(bob, 5 ether, proof);
+    }
+
     function test_views() public view {
-        vm.assertEq(address(ledger.token()), address(token), "token");
         vm.assertEq(uint256(ledger.challengeWindow()), WINDOW, "window");
+    }
+
+    function test_constructor_createsItsToken() public view {
+        vm.assertEq(token.ledger(), address(ledger), "the token settles this ledger's claims");
+        vm.assertTrue(keccak256(bytes(token.symbol())) == keccak256("HIVE"), "symbol");
+        vm.assertTrue(token.hasRole(token.DEFAULT_ADMIN_ROLE(), admin), "token admin");
+        vm.assertTrue(token.hasRole(token.MINTER_ROLE(), admin), "minter");
+        vm.assertTrue(ledger.hasRole(ledger.DEFAULT_ADMIN_ROLE(), admin), "ledger admin");
+        vm.assertFalse(token.hasRole(token.MINTER_ROLE(), address(ledger)), "the ledger cannot mint");
     }
 
     /// forge-config: default.fuzz.runs = 256
@@ -291,5 +324,54 @@ contract ContributionLedgerTest is TestBase {
             )
         );
         ledger.claim(accounts[index], amounts[index] + 1, proof);
+    }
+
+    /// forge-config: default.fuzz.runs = 256
+    function testFuzz_repeatedClaimsPayTheDifferenceWithinFunding(
+        uint96 firstA,
+        uint96 growA,
+        uint96 firstB,
+        uint96 growB,
+        uint96 funding
+    ) public {
+        uint256 a1 = bound(firstA, 1, type(uint96).max);
+        uint256 b1 = bound(firstB, 1, type(uint96).max);
+        uint256 a2 = a1 + growA;
+        uint256 b2 = b1 + growB;
+        uint256 funded = bound(funding, 1, 1_000_000 ether);
+        _fund(funded);
+        bytes32[] memory first = _twoLeaves(a1, b1);
+        _postAndFinalize(1, merkleRoot(first), a1 + b1);
+        _claimOrShortfall(alice, a1, merkleProof(first, 0));
+        _claimOrShortfall(bob, b1, merkleProof(first, 1));
+        bytes32[] memory second = _twoLeaves(a2, b2);
+        _postAndFinalize(2, merkleRoot(second), a2 + b2);
+        _claimOrShortfall(alice, a2, merkleProof(second, 0));
+        _claimOrShortfall(bob, b2, merkleProof(second, 1));
+
+        (uint256 fundedTotal, uint256 claimedTotal) = ledger.totals();
+        vm.assertLe(claimedTotal, fundedTotal, "claimed <= funded");
+        vm.assertEq(claimedTotal, ledger.claimed(alice) + ledger.claimed(bob), "total is the sum");
+        vm.assertEq(token.balanceOf(alice), ledger.claimed(alice), "alice paid what she claimed");
+        vm.assertEq(token.balanceOf(bob), ledger.claimed(bob), "bob paid what he claimed");
+        vm.assertLe(ledger.claimed(alice), a2, "alice within her cumulative");
+        vm.assertLe(ledger.claimed(bob), b2, "bob within his cumulative");
+        vm.assertEq(token.balanceOf(address(ledger)), funded - claimedTotal, "pool holds the rest");
+    }
+
+    /// @dev Claims `amount`; when the pool cannot pay the difference, expects the shortfall error.
+    function _claimOrShortfall(address account, uint256 amount, bytes32[] memory proof) internal {
+        uint256 already = ledger.claimed(account);
+        if (amount <= already) return;
+        (uint256 funded, uint256 claimedTotal) = ledger.totals();
+        uint256 payout = amount - already;
+        if (payout > funded - claimedTotal) {
+            vm.expectRevert(
+                abi.encodeWithSelector(
+                    ContributionLedger.ContributionLedgerInsufficientFunds.selector, payout, funded - claimedTotal
+                )
+            );
+        }
+        ledger.claim(account, amount, proof);
     }
 }

@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
-import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {ContributionLedger} from "../src/ContributionLedger.sol";
 import {ShardRegistry} from "../src/ShardRegistry.sol";
-import {HookToken} from "./mocks/HookToken.sol";
+import {HookLedger, HookToken} from "./mocks/HookToken.sol";
 import {ReentrantReceiver} from "./mocks/ReentrantReceiver.sol";
 import {ShardSigning} from "./ShardRegistry.t.sol";
 import {TestBase} from "./utils/TestBase.sol";
@@ -28,8 +27,9 @@ contract LedgerHandler is TestBase {
     uint256 public overpaidClaims;
 
     constructor() {
-        token = new HookToken();
-        ledger = new ContributionLedger(IERC20(address(token)), WINDOW, address(this));
+        HookLedger hookLedger = new HookLedger(WINDOW, address(this));
+        ledger = hookLedger;
+        token = hookLedger.hookToken();
         ledger.grantRole(ledger.VALIDATOR_ROLE(), address(this));
         token.approve(address(ledger), type(uint256).max);
         accounts[0] = address(0xA1);
@@ -139,6 +139,16 @@ contract LedgerInvariantTest is TestBase {
         vm.assertEq(handler.overpaidClaims(), 0, "no claim above the proven amount");
     }
 
+    /// @dev The token's record of the pool's payouts is exactly what its claimants got.
+    function invariant_paidOutIsTheSumOfClaims() public view {
+        ContributionLedger ledger = handler.ledger();
+        uint256 sum;
+        for (uint256 i; i < handler.accountCount(); ++i) sum += ledger.claimed(handler.accounts(i));
+        (, uint256 claimedTotal) = ledger.totals();
+        vm.assertEq(claimedTotal, sum, "paid out == sum of claims");
+        vm.assertEq(handler.token().claimedOf(address(ledger)), sum, "pool record");
+    }
+
     function invariant_reentrantReceiversNeverSucceed() public view {
         for (uint256 i = 2; i < handler.accountCount(); ++i) {
             vm.assertEq(ReentrantReceiver(handler.accounts(i)).reentrySuccesses(), 0, "no reentrant claim");
@@ -218,8 +228,8 @@ contract SignatureInvariantTest is TestBase {
 contract ReentrancyTest is TestBase {
     function test_reentrantReceiverIsPaidOnce() public {
         vm.warp(1_000_000);
-        HookToken token = new HookToken();
-        ContributionLedger ledger = new ContributionLedger(IERC20(address(token)), 10, address(this));
+        HookLedger ledger = new HookLedger(10, address(this));
+        HookToken token = ledger.hookToken();
         ledger.grantRole(ledger.VALIDATOR_ROLE(), address(this));
         ReentrantReceiver receiver = new ReentrantReceiver(ledger);
         token.mint(address(this), 100 ether);

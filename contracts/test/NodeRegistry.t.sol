@@ -24,7 +24,7 @@ contract NodeRegistryTest is TestBase {
 
     function setUp() public {
         vm.warp(1_000_000);
-        token = new RewardToken("Hive", "HIVE", admin);
+        token = new RewardToken("Hive", "HIVE", admin, address(0));
         registry = new NodeRegistry(IERC20(address(token)), MIN_STAKE, DELAY, MAX_SLASH, treasury, admin);
         vm.startPrank(admin);
         registry.grantRole(registry.VALIDATOR_ROLE(), validator);

@@ -76,20 +76,29 @@ class LedgerClient(RegistryCalls):
     # -- deployment -------------------------------------------------------------------
 
     def deploy(self, config: DeployConfig = DeployConfig(), treasury: str | None = None, tag: str = "") -> Deployment:
-        """Deploys the four contracts with this account as admin and validator."""
+        """Deploys the four contracts with this account as admin and validator.
+
+        The ledger comes first: it creates the reward token (which settles claims in its
+        per-account records, so it is fixed to that ledger), and the registries stake it.
+        """
         me = self.address
         tag = tag or f"{self.chain.chain_id()}:{me}"
-        token = self._deploy("RewardToken", [config.token_name, config.token_symbol, me], tag)
+        ledger = self._deploy(
+            "ContributionLedger", [config.token_name, config.token_symbol, config.challenge_window_s, me], tag
+        )
+        ledger_handle = self.chain.w3.eth.contract(
+            address=Web3.to_checksum_address(str(ledger.contract_address)), abi=load_artifact("ContributionLedger").abi
+        )
+        token = str(self.chain.call("ContributionLedger.token", ledger_handle.functions.token().call))
         nodes = self._deploy(
             "NodeRegistry",
-            [token.contract_address, config.min_stake, config.unbonding_delay_s, config.max_slash_bps, treasury or me, me],
+            [token, config.min_stake, config.unbonding_delay_s, config.max_slash_bps, treasury or me, me],
             tag,
         )
         shards = self._deploy("ShardRegistry", [config.revoke_quorum, me], tag)
-        ledger = self._deploy("ContributionLedger", [token.contract_address, config.challenge_window_s, me], tag)
         deployment = Deployment(
             chain_id=self.chain.chain_id(),
-            token=str(token.contract_address),
+            token=token,
             node_registry=str(nodes.contract_address),
             shard_registry=str(shards.contract_address),
             ledger=str(ledger.contract_address),

@@ -162,6 +162,18 @@ class ReentrancyGuardReentrantCall(ContractRevert):
     """``ReentrancyGuardReentrantCall()``"""
 
 
+class RewardTokenClaimNotIncreasing(ContractRevert):
+    """``RewardTokenClaimNotIncreasing(address account, uint256 cumulativeAmount, uint256 claimed)``"""
+
+
+class RewardTokenSupplyCapExceeded(ContractRevert):
+    """``RewardTokenSupplyCapExceeded(uint256 amount, uint256 mintable)``: The supply is capped at 2**128 - 1; mint at most mintable."""
+
+
+class RewardTokenUnauthorizedLedger(ContractRevert):
+    """``RewardTokenUnauthorizedLedger(address caller)``: Only the ledger that created the token settles its claims."""
+
+
 class SafeCastOverflowedUintDowncast(ContractRevert):
     """``SafeCastOverflowedUintDowncast(uint8 bits, uint256 value)``"""
 
@@ -253,6 +265,9 @@ BY_NAME: dict[str, type[ContractRevert]] = {
     "NodeRegistryUnbondingLocked": NodeRegistryUnbondingLocked,
     "NodeRegistryZeroAmount": NodeRegistryZeroAmount,
     "ReentrancyGuardReentrantCall": ReentrancyGuardReentrantCall,
+    "RewardTokenClaimNotIncreasing": RewardTokenClaimNotIncreasing,
+    "RewardTokenSupplyCapExceeded": RewardTokenSupplyCapExceeded,
+    "RewardTokenUnauthorizedLedger": RewardTokenUnauthorizedLedger,
     "SafeCastOverflowedUintDowncast": SafeCastOverflowedUintDowncast,
     "SafeERC20FailedOperation": SafeERC20FailedOperation,
     "ShardRegistryAlreadyAttested": ShardRegistryAlreadyAttested,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from eth_utils import keccak
 
 from node.identity import NodeIdentity
 from node.ledger import contract_errors as ce
@@ -16,6 +17,7 @@ from protocol.rewards_tree import RewardsTree
 from .conftest import WINDOW
 
 E18 = 10**18
+MINTER_ROLE = keccak(text="MINTER_ROLE")
 
 
 def _settle(admin: LedgerClient, epoch: int, tree: RewardsTree) -> None:
@@ -33,6 +35,19 @@ def test_deploy_attaches_and_rejects_foreign_chain(admin: LedgerClient, new_clie
     foreign = Deployment(**{**deployment.__dict__, "chain_id": deployment.chain_id + 1})
     with pytest.raises(DeploymentError, match="chain"):
         other.attach(foreign)
+
+
+def test_the_ledger_creates_the_token_and_alone_settles_its_claims(admin: LedgerClient) -> None:
+    deployment = admin.deployment
+    assert deployment is not None
+    token = admin.contract("RewardToken")
+    assert token.functions.ledger().call() == deployment.ledger
+    assert token.functions.hasRole(MINTER_ROLE, admin.address).call()
+
+    with pytest.raises(ce.RewardTokenUnauthorizedLedger) as info:
+        admin._send("RewardToken", "settleClaim", [admin.address, 1], "settle-claim:not-the-ledger")
+
+    assert info.value.fields == {"caller": admin.address}
 
 
 def test_settlement_and_relayed_claims_pay_differences(
