@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 from hivemind.averaging import DecentralizedAverager
-from hivemind.averaging.allreduce import AllreduceException, AveragingMode
+from hivemind.averaging.allreduce import AllreduceException, AllReduceRunner, AveragingMode
 from hivemind.averaging.partition import BannedException
 from hivemind.compression import deserialize_torch_tensor, serialize_torch_tensor
 from hivemind.proto import averaging_pb2
@@ -37,16 +37,19 @@ from hivemind.utils.asyncio import aiter_with_timeout, amap_in_executor, attach_
 
 from node.swarm import codecs
 from node.swarm.robust import Aggregator
-from node.swarm.robust_allreduce import RobustAllReduceRunner, RoundGroup
+from node.swarm.robust_allreduce import RobustTensorPartReducer, RoundGroup
 
 SENT, RECEIVED = 0, 1  # indices into the shared byte counter
 
 
-class ConsistentAllReduceRunner(RobustAllReduceRunner):
-    """A robust all-reduce whose members end bit-identical, or fail."""
+class ConsistentAllReduceRunner(AllReduceRunner):
+    """A robust all-reduce (``aggregator`` reduces each partition) whose members end bit-identical, or fail."""
 
-    def __init__(self, *, wire_bytes: torch.Tensor, **kwargs: Any) -> None:
+    def __init__(self, *, aggregator: Aggregator, wire_bytes: torch.Tensor, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        plain = self.tensor_part_reducer
+        self.tensor_part_reducer = RobustTensorPartReducer(plain.part_shapes, plain.num_senders, aggregator)
+        plain.finished.set()  # retire the unused plain reducer quietly (its finalize would log "received 0%")
         self.wire_bytes = wire_bytes
         self._encoded: dict[int, Any] = {}  # part index -> the aggregate as sent (encoded once, sent to all)
         self.failures: list[str] = []

@@ -137,8 +137,9 @@ class DilocoTrainer(Trainer):
                 aggregator=make_aggregator(self.swarm.aggregator, tau=self.swarm.clip_tau,
                                            iterations=self.swarm.clip_iterations, trim_fraction=self.swarm.trim_fraction),
                 compression=self.cfg.compression, prefix=f"{self.swarm.run_id}_diloco", start=True,
-                target_group_size=self.swarm.expected_peers, min_group_size=min(2, self.swarm.expected_peers),
-                min_matchmaking_time=self.swarm.matchmaking_time, request_timeout=min(3.0, self.swarm.matchmaking_time),
+                target_group_size=self.swarm.expected_peers, min_group_size=self.swarm.expected_peers,
+                initial_group_bits=round_bits(first_round),
+                min_matchmaking_time=self.swarm.matchmaking_time, request_timeout=min(3.0, 0.6 * self.swarm.matchmaking_time),
                 allreduce_timeout=self.swarm.averaging_timeout, sender_timeout=self.swarm.averaging_timeout / 2,
                 reducer_timeout=self.swarm.averaging_timeout, allow_state_sharing=False)
             agreement = RoundAgreement(dht, self.swarm.run_id, self.swarm.agreement_timeout) \
@@ -239,6 +240,10 @@ class DilocoTrainer(Trainer):
         with averager.get_tensors() as tensors:
             for tensor, d in zip(tensors, delta, strict=True):
                 tensor.copy_(d)
+        # Matchmaking key per round: peers still on another round (or retrying a failed one) never join this
+        # round's group. (hivemind changes the bits after a group assembles, so a retry after a failed
+        # all-reduce finds nobody and the round fails, rather than mixing rounds.)
+        averager.set_group_bits(round_bits(rnd))
         control = averager.step(gather=rnd, wait=False, timeout=self.swarm.averaging_timeout)
         future = pool.submit(self._await_round, rnd, control, averager, agreement)
         return SentRound(rnd, local, future)
@@ -351,6 +356,11 @@ class DilocoTrainer(Trainer):
             "diloco": {"round": next_round, "outer_steps": self.shared.step, "shared": list(self.shared.params),
                        "momentum": list(self.shared.momentum), "inner": self.inner.state_dict()},
         })
+
+
+def round_bits(rnd: int) -> str:
+    """The matchmaking group bits of round ``rnd`` (16 bits: rounds 65536 apart share a key, never in practice)."""
+    return format(rnd % 2**16, "016b")
 
 
 def param_digest_of(tensors: Sequence[torch.Tensor]) -> str:
