@@ -327,6 +327,8 @@ class DilocoTrainer(Trainer):
             **self._accounting(averager),
         )
         self._emit(epoch=new_round, rounds=self.rounds_applied, samples_per_s=len(losses) * self.cfg.batch_size / max(elapsed, 1e-9),
+                   bytes_sent=averager.bytes_sent, bytes_received=averager.bytes_received,
+                   utilization=round(self.clock.utilization, 4),
                    **({"val_loss": val_loss} if val_loss is not None else {}))
 
     def _accounting(self, averager: PseudoGradientAverager) -> dict[str, Any]:

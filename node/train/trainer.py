@@ -51,6 +51,9 @@ class PeerStatus:
     peers: int = 0
     samples_per_s: float = 0.0
     rounds: int = 0
+    bytes_sent: int = 0  # averaging traffic of this peer so far (DiLoCo mode counts it)
+    bytes_received: int = 0
+    utilization: float | None = None  # share of training wall time spent computing rather than waiting (DiLoCo)
 
 
 def resolve_device(name: str) -> torch.device:
