@@ -55,6 +55,7 @@ class Setup:
     lr: float
     n_layer: int
     n_embd: int
+    block_size: int
     warmup_steps: int = 20
 
     @property
@@ -84,7 +85,7 @@ def _ddp_worker(rank: int, setup: Setup, port: int, out_dir: str) -> None:
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=setup.peers)
-    model_cfg = GPTConfig(n_layer=setup.n_layer, n_embd=setup.n_embd)
+    model_cfg = GPTConfig(n_layer=setup.n_layer, n_embd=setup.n_embd, block_size=setup.block_size)
     model = build_model(model_cfg, seed=run_seed(RUN_ID))
     ddp = DistributedDataParallel(model)
     reduced_bytes = [0]
@@ -105,7 +106,7 @@ def _ddp_worker(rank: int, setup: Setup, port: int, out_dir: str) -> None:
     started = time.monotonic()
     for step in range(setup.total_steps):
         for group in opt.param_groups:
-            group["lr"] = setup.lr * inner_lr_factor(step, setup.total_steps, setup.warmup_steps)
+            group["lr"] = setup.lr * inner_lr_factor(step, setup.warmup_steps)
         x, y = assigned_batch(corpus, RunId(RUN_ID), Epoch(step // setup.inner_steps), peer, step % setup.inner_steps,
                               setup.batch_size, model_cfg.block_size)
         _, loss = ddp(x, y)
@@ -141,7 +142,7 @@ def run_hivenet(setup: Setup, compression: str, run_dir: Path) -> dict[str, Any]
         run_dir=run_dir, run_id=RUN_ID, peers=setup.peers, epochs=setup.rounds, batch_size=setup.batch_size,
         n_layer=setup.n_layer, n_embd=setup.n_embd, device="cpu", contributors=0, peer_wait_timeout=180.0,
         extra_args=("--mode", "diloco", "--inner-steps", str(setup.inner_steps), "--lr", str(setup.lr),
-                    "--compression", compression, "--eval-every", "0", "--matchmaking-time", "3",
+                    "--compression", compression, "--eval-every", "0", "--block-size", str(setup.block_size), "--matchmaking-time", "3",
                     "--averaging-timeout", "60"),
     )
     with Testnet(cfg) as net:
@@ -195,18 +196,19 @@ def bench(setup: Setup, keep: Path | None) -> list[dict[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--peers", type=int, nargs="+", default=[2, 4])
-    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--inner-steps", type=int, default=125)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--n-layer", type=int, default=2)
     parser.add_argument("--n-embd", type=int, default=128)
+    parser.add_argument("--block-size", type=int, default=64)
     parser.add_argument("--keep", type=Path, default=None, help="keep the testnet run directories here")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     for peers in args.peers:
         bench(Setup(peers=peers, rounds=args.rounds, inner_steps=args.inner_steps, batch_size=args.batch_size,
-                    lr=args.lr, n_layer=args.n_layer, n_embd=args.n_embd), args.keep)
+                    lr=args.lr, n_layer=args.n_layer, n_embd=args.n_embd, block_size=args.block_size), args.keep)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ def up(
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     timeout: Annotated[float, typer.Option(help="Stop everything after this many seconds.")] = 1800.0,
     broker: Annotated[Optional[str], typer.Option(help='MQTT broker for telemetry (mqtt://host:port); default: an in-process amqtt broker; "" for none.')] = None,
-    validators: Annotated[int, typer.Option(help="Validators checking signed receipts and settling epochs (0: no receipts).")] = 1,
+    validators: Annotated[Optional[int], typer.Option(help="Validators checking signed receipts and settling epochs (0: no receipts); default 1, 0 in DiLoCo mode.")] = None,
     data_contributors: Annotated[int, typer.Option(help="Data contributors: one vetted shard each, paid for the samples drawn (0: raw corpus).")] = 2,
     chain: Annotated[str, typer.Option(help="embedded (eth-tester in this process) | anvil (started from contracts/node_modules).")] = "embedded",
     receipt_p: Annotated[float, typer.Option(help="Fraction of receipts the validators recompute.")] = 1.0,
@@ -59,6 +59,9 @@ def up(
     byzantine: Annotated[int, typer.Option(help="Peers (the last ones) that misbehave as --attack says; testing only.")] = 0,
     attack: Annotated[str, typer.Option(help="sign-flip | gaussian | label-flip | ipm | constant | stale")] = "sign-flip",
     aggregator: Annotated[Optional[str], typer.Option(help="centered-clip (peers' default) | trimmed-mean | median | mean")] = None,
+    mode: Annotated[str, typer.Option(help="sync (average gradients every epoch) | diloco (--epochs rounds of --inner-steps local steps)")] = "sync",
+    inner_steps: Annotated[Optional[int], typer.Option(help="diloco: local steps per round (default: the node's).")] = None,
+    compression: Annotated[Optional[str], typer.Option(help="diloco: pseudo-gradients travel as none | float16 | uint8.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the summary as JSON.")] = False,
 ) -> None:
     """Start N peers, show them live, stop after --epochs (or Ctrl-C), and print the summary.
@@ -69,11 +72,23 @@ def up(
     from node.testnet.network import Testnet, TestnetConfig
 
     console = Console(stderr=as_json)
+    if mode not in ("sync", "diloco"):
+        raise typer.BadParameter(f"--mode must be sync or diloco, not {mode!r}")
+    if mode == "diloco" and validators:
+        raise typer.BadParameter("DiLoCo mode does not sign work receipts yet, so it runs without validators: drop --validators")
+    validators = (1 if mode == "sync" else 0) if validators is None else validators
+    extra: list[str] = ["--lr", str(lr)] if lr is not None else []
+    if mode == "diloco":
+        extra += ["--mode", "diloco"]
+        extra += ["--inner-steps", str(inner_steps)] if inner_steps is not None else []
+        extra += ["--compression", compression] if compression is not None else []
+    elif inner_steps is not None or compression is not None:
+        raise typer.BadParameter("--inner-steps and --compression apply to --mode diloco")
     cfg = TestnetConfig(run_dir=run_dir, peers=peers, run_id=run_id, epochs=epochs, target_batch_size=target_batch_size,
                         batch_size=batch_size, n_layer=n_layer, n_embd=n_embd, device=device,
                         broker=broker, validators=validators, contributors=data_contributors, chain=chain,
                         receipt_p=receipt_p, byzantine=byzantine, attack=attack, aggregator=aggregator,
-                        extra_args=("--lr", str(lr)) if lr is not None else ())
+                        extra_args=tuple(extra))
     if not 0 <= byzantine < peers:
         raise typer.BadParameter(f"--byzantine must be between 0 and {peers - 1} (fewer than --peers)")
     stop = {"requested": False}

@@ -33,7 +33,7 @@ class TrainConfig:
     # "diloco" takes inner_steps local AdamW steps, then averages the parameter change (node.train.diloco).
     mode: str = "sync"
     inner_steps: int = 125  # diloco: local steps per round; averaging traffic falls by about this factor
-    inner_warmup_steps: int = 20  # diloco: linear warm-up of the inner lr, then cosine decay to 10% at the last step
+    inner_warmup_steps: int = 20  # diloco: linear warm-up of the inner lr, then constant
     outer_lr: float = 0.7  # diloco: outer SGD learning rate (DiLoCo's value)
     outer_momentum: float = 0.9  # diloco: outer Nesterov momentum (DiLoCo's value)
     overlap: bool = True  # diloco: average a round while the next round's inner steps run (applied when it lands)
