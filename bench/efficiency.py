@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -135,8 +136,13 @@ def run_ddp(setup: Setup) -> dict[str, Any]:
 # -- hivenet DiLoCo ------------------------------------------------------------------------------------
 
 
-def run_hivenet(setup: Setup, compression: str, run_dir: Path) -> dict[str, Any]:
+def run_hivenet(setup: Setup, compression: str, run_dir: Path, identities: Path | None) -> dict[str, Any]:
     from node.testnet.network import Testnet, TestnetConfig
+
+    if identities is not None:  # the same peer ids as the other mode's run: the same batches (protocol.assignment)
+        for index in range(setup.peers):
+            (run_dir / f"peer{index}").mkdir(parents=True, exist_ok=True)
+            shutil.copy(identities / f"peer{index}" / "identity.key", run_dir / f"peer{index}" / "identity.key")
 
     cfg = TestnetConfig(
         run_dir=run_dir, run_id=RUN_ID, peers=setup.peers, epochs=setup.rounds, batch_size=setup.batch_size,
@@ -167,29 +173,32 @@ def run_hivenet(setup: Setup, compression: str, run_dir: Path) -> dict[str, Any]
     }
 
 
-def bench(setup: Setup, keep: Path | None) -> list[dict[str, Any]]:
+def bench(setup: Setup, compressions: list[str], keep: Path | None) -> list[dict[str, Any]]:
     ddp = run_ddp(setup)
     base = {"bench": "efficiency", "peers": setup.peers, "inner_steps": setup.inner_steps, "rounds": setup.rounds,
             "samples_per_peer": setup.total_steps * setup.batch_size}
     rows, float32 = [], None
-    for compression, mode in (("none", "diloco"), ("uint8", "diloco-uint8")):
-        with tempfile.TemporaryDirectory() as tmp:
-            run_dir = (keep / f"{setup.peers}-{mode}") if keep else Path(tmp)
-            hive = run_hivenet(setup, compression, run_dir)
-        row = {**base, "mode": mode, "ddp_val_loss": round(ddp["val_loss"], 4),
-               "hivenet_val_loss": round(hive["val_loss"], 4),
-               "ddp_bytes_per_peer": int(ddp["bytes_per_peer"]), "hivenet_bytes_per_peer": int(hive["bytes_per_peer"]),
-               "bytes_ratio": round(ddp["bytes_per_peer"] / hive["bytes_per_peer"], 1),
-               "utilization": hive["utilization"],
-               "val_loss_gap": round(hive["val_loss"] / ddp["val_loss"] - 1, 4),
-               "rounds_applied": hive["rounds_applied"], "shared_params_identical": hive["shared_params_identical"]}
-        if float32 is None:
-            float32 = hive
-        else:
-            row["bytes_vs_float32"] = round(float32["bytes_per_peer"] / hive["bytes_per_peer"], 2)
-            row["val_loss_vs_float32"] = round(hive["val_loss"] / float32["val_loss"] - 1, 4)
-        print(json.dumps(row), flush=True)
-        rows.append(row)
+    with tempfile.TemporaryDirectory() as tmp:
+        first_run: Path | None = None
+        for compression in compressions:
+            mode = "diloco" if compression == "none" else f"diloco-{compression}"
+            run_dir = (keep or Path(tmp)) / f"{setup.peers}-{mode}"
+            hive = run_hivenet(setup, compression, run_dir, first_run)
+            first_run = first_run or run_dir
+            row = {**base, "mode": mode, "ddp_val_loss": round(ddp["val_loss"], 4),
+                   "hivenet_val_loss": round(hive["val_loss"], 4),
+                   "ddp_bytes_per_peer": int(ddp["bytes_per_peer"]), "hivenet_bytes_per_peer": int(hive["bytes_per_peer"]),
+                   "bytes_ratio": round(ddp["bytes_per_peer"] / hive["bytes_per_peer"], 1),
+                   "utilization": hive["utilization"],
+                   "val_loss_gap": round(hive["val_loss"] / ddp["val_loss"] - 1, 4),
+                   "rounds_applied": hive["rounds_applied"], "shared_params_identical": hive["shared_params_identical"]}
+            if compression == "none":
+                float32 = hive
+            elif float32 is not None:
+                row["bytes_vs_float32"] = round(float32["bytes_per_peer"] / hive["bytes_per_peer"], 2)
+                row["val_loss_vs_float32"] = round(hive["val_loss"] / float32["val_loss"] - 1, 4)
+            print(json.dumps(row), flush=True)
+            rows.append(row)
     return rows
 
 
@@ -203,12 +212,14 @@ def main() -> None:
     parser.add_argument("--n-layer", type=int, default=2)
     parser.add_argument("--n-embd", type=int, default=128)
     parser.add_argument("--block-size", type=int, default=64)
+    parser.add_argument("--compressions", nargs="+", default=["none", "uint8"], choices=["none", "float16", "uint8"],
+                        help="one hivenet run per entry, all with the same peer ids (so the same batches)")
     parser.add_argument("--keep", type=Path, default=None, help="keep the testnet run directories here")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     for peers in args.peers:
         bench(Setup(peers=peers, rounds=args.rounds, inner_steps=args.inner_steps, batch_size=args.batch_size,
-                    lr=args.lr, n_layer=args.n_layer, n_embd=args.n_embd, block_size=args.block_size), args.keep)
+                    lr=args.lr, n_layer=args.n_layer, n_embd=args.n_embd, block_size=args.block_size), args.compressions, args.keep)
 
 
 if __name__ == "__main__":
