@@ -148,8 +148,8 @@ def run_hivenet(setup: Setup, compression: str, run_dir: Path, identities: Path 
         run_dir=run_dir, run_id=RUN_ID, peers=setup.peers, epochs=setup.rounds, batch_size=setup.batch_size,
         n_layer=setup.n_layer, n_embd=setup.n_embd, device="cpu", contributors=0, peer_wait_timeout=180.0,
         extra_args=("--mode", "diloco", "--inner-steps", str(setup.inner_steps), "--lr", str(setup.lr),
-                    "--compression", compression, "--eval-every", "0", "--block-size", str(setup.block_size), "--matchmaking-time", "3",
-                    "--averaging-timeout", "60"),
+                    "--compression", compression, "--eval-every", "0", "--block-size", str(setup.block_size), "--matchmaking-time", "5",
+                    "--averaging-timeout", "20"),
     )
     with Testnet(cfg) as net:
         if not net.wait_finished(WAIT_S):

@@ -141,6 +141,8 @@ class DilocoTrainer(Trainer):
                 target_group_size=self.swarm.expected_peers, min_group_size=self.swarm.expected_peers,
                 initial_group_bits=round_bits(first_round),
                 min_matchmaking_time=self.swarm.matchmaking_time, request_timeout=min(3.0, 0.6 * self.swarm.matchmaking_time),
+                # A round stuck on a member that fell out of the group ends at these limits; with overlap the
+                # others keep computing meanwhile, so they only cost time when longer than a round of inner steps.
                 allreduce_timeout=self.swarm.averaging_timeout, sender_timeout=self.swarm.averaging_timeout / 2,
                 reducer_timeout=self.swarm.averaging_timeout, allow_state_sharing=False)
             agreement = RoundAgreement(dht, self.swarm.run_id, self.swarm.agreement_timeout) \
