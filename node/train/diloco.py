@@ -33,10 +33,10 @@ work receipts are not signed in this mode (the validator replays sync epochs).
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -56,6 +56,8 @@ from protocol.errors import ConfigError, PeersNotFound
 from protocol.types import Epoch, PeerId, RunId
 
 log = logging.getLogger(__name__)
+
+STOP_WAIT_S = 3.0  # on a graceful stop, how long a round in flight may still take (SIGTERM to exit stays < 10 s)
 
 
 def inner_lr_factor(step: int, warmup_steps: int) -> float:
@@ -196,14 +198,17 @@ class DilocoTrainer(Trainer):
                     pending = None
                 if self._stop_requested:
                     break
+            if self._stop_requested:  # a stop mid-round sends nothing: the others' round goes on without this peer
+                self.next_round = rnd  # a resumed peer trains this round again (its steps so far are in the model)
+                break
             if pending is not None:  # the previous round is still averaging: wait for it before sending the next
                 pending = self._finish_round(pending, model)
             pending = self._send(rnd, averager, agreement, pool, model)
-            if not cfg.overlap or rnd == cfg.max_epochs - 1 or self._stop_requested:
+            if not cfg.overlap or rnd == cfg.max_epochs - 1:
                 pending = self._finish_round(pending, model)
             self._end_round(model, val, rnd, losses, started, averager)
-        if pending is not None:
-            self._finish_round(pending, model)
+        if pending is not None:  # stopping with a round in flight: give it a moment, not the whole timeout
+            self._finish_round(pending, model, timeout=STOP_WAIT_S if self._stop_requested else None)
         self._metric("final", epoch=self.next_round, val_loss=self._evaluate_shared(model, val),
                      **self._accounting(averager))
         if not self._stop_requested:
@@ -284,10 +289,15 @@ class DilocoTrainer(Trainer):
                 reason = verdict.reason
         return RoundOutcome(rnd, reason == "agreed", reason, len(group), result if reason == "agreed" else None)
 
-    def _finish_round(self, pending: SentRound, model: GPT) -> None:  # returns None: nothing is pending after it
+    def _finish_round(self, pending: SentRound, model: GPT, timeout: float | None = None) -> None:  # None: nothing pending
         started = time.monotonic()
-        pending.future.result()  # bounded: matchmaking, all-reduce and agreement all have timeouts
-        self.clock.wait_s += time.monotonic() - started
+        try:
+            pending.future.result(timeout)  # without a timeout still bounded: matchmaking, all-reduce, agreement have theirs
+        except FuturesTimeout:
+            log.warning("stopping: round %d still averaging after %.0f s; leaving without it", pending.round, timeout)
+            return None
+        finally:
+            self.clock.wait_s += time.monotonic() - started
         self._apply(pending, model)
         return None
 

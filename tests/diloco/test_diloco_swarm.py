@@ -56,3 +56,33 @@ def test_shared_parameters_are_identical_after_every_outer_step(tmp_path, compre
     assert summary["val_loss_end"] < summary["val_loss_start"] - 1.0
     assert set(summary["averaging_bytes_sent_per_peer"]) == {"peer0", "peer1", "peer2"}
     assert set(summary["utilization_per_peer"]) == {"peer0", "peer1", "peer2"}
+
+
+def test_sigterm_mid_run_exits_0_within_10s_with_the_round_state_in_the_checkpoint(tmp_path):
+    import signal
+    import time
+
+    from node.testnet.metrics import read_metrics
+    from node.testnet.peers import wait_until
+    from node.train.checkpoint import load_checkpoint
+
+    cfg = tiny_testnet(tmp_path, peers=2, epochs=30, contributors=0, extra_args=(
+        "--mode", "diloco", "--inner-steps", str(INNER), "--matchmaking-time", "2", "--averaging-timeout", "8"))
+    with Testnet(cfg) as net:
+        leaver = net.peers[1]
+
+        def applied_rounds():  # type: ignore[no-untyped-def]
+            return [r for r in read_metrics(leaver.metrics_path) if r["event"] == "round" and r["applied"]]
+
+        assert wait_until(lambda: len(applied_rounds()) >= 2, 120), "no rounds applied"
+        leaver.signal(signal.SIGTERM)
+        started = time.monotonic()
+        assert wait_until(lambda: not leaver.alive(), 15, poll=0.1)
+        elapsed = time.monotonic() - started
+        assert leaver.returncode() == 0 and elapsed < 10, (leaver.returncode(), elapsed)
+        stop = [r for r in read_metrics(leaver.metrics_path) if r["event"] == "stop"]
+        assert stop and stop[-1]["requested"] is True
+        state = load_checkpoint(leaver.checkpoint_path)["diloco"]
+        outer_steps = applied_rounds()[-1]["outer_steps"]
+        assert state["outer_steps"] == outer_steps and state["round"] >= outer_steps
+        assert len(state["shared"]) == len(state["momentum"]) > 0
