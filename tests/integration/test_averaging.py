@@ -31,7 +31,10 @@ def test_three_peers_average_gradients_and_hold_identical_parameters(tmp_path):
         # A peer whose next step would land after the swarm is due to average averages without it (the straggler
         # rule in node.swarm.collab): an epoch may end up to one local step per peer short of the target.
         assert sum(per_peer) >= cfg.target_batch_size - cfg.peers * cfg.batch_size, per_peer
-        assert max(per_peer) < cfg.target_batch_size * 0.8, per_peer  # no peer filled the epoch alone
+        # No peer filled the epoch alone: its share of the epoch's samples. (Not a share of the target: when the
+        # progress tracker lags, as seen after the first epoch on a loaded machine, every peer keeps stepping and
+        # an epoch can hold 2-3x the target, 128 samples from each of the 3 peers.)
+        assert max(per_peer) < 0.8 * sum(per_peer), per_peer
 
     # After the last collaborative step every peer holds the same parameters.
     paths = [tmp_path / "run" / f"peer{i}" / "checkpoint.pt" for i in range(3)]
