@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
@@ -46,7 +45,7 @@ log = logging.getLogger(__name__)
 _LOAD_ATTEMPTS = 3  # downloads per load_state_from_peers while the state got is older than the swarm's epoch
 _LOAD_RETRY_S = 1.0  # pause between them: the peers still finishing the last round move on meanwhile
 _LAST_SENT = object()  # _dump_round: what the gradient averager sent last
-_STEP_SAMPLES = 3  # step intervals needed before a peer judges its own pace (median of up to 5)
+_STEP_EMA = 0.3  # weight of the newest interval in the average time between step() calls
 _TAG_ALONG_EPOCH_S = 3.0  # after tagging along, how long to wait for the members' records (their epoch)
 _NEVER = 2**62  # average_state_every for an epoch change without a parameters' round (no epoch is a multiple)
 
@@ -80,9 +79,7 @@ class CollaborativeOptimizer(hivemind.Optimizer):
         # step, of at least this epoch (None: any)
         self._needs_state: tuple[int | None] | None = None
         self._step_returned: float | None = None  # when step() last returned (time.monotonic())
-        # seconds between step() calls, not counting step() itself (the compute): median of the latest few; 0 unknown
-        self.step_interval = 0.0
-        self._intervals: deque[float] = deque(maxlen=2 * _STEP_SAMPLES - 1)
+        self.step_interval = 0.0  # average seconds between step() calls, not counting step() itself: the compute
         self._next_round_epoch: int | None = None  # after tagging along: the epoch that round's members move on to
         super().__init__(*args, **kwargs)
         self._average_state_every = self.average_state_every  # as configured (set to _NEVER for one epoch change)
@@ -90,10 +87,9 @@ class CollaborativeOptimizer(hivemind.Optimizer):
 
     def step(self, *args: Any, **kwargs: Any) -> Any:
         if self._step_returned is not None:
-            self._intervals.append(time.monotonic() - self._step_returned)
-            # the median: one long pause between steps (a checkpoint, an evaluation, the start barrier) is no pace
-            ordered = sorted(self._intervals)
-            self.step_interval = ordered[len(ordered) // 2] if len(ordered) >= _STEP_SAMPLES else 0.0
+            interval = time.monotonic() - self._step_returned
+            self.step_interval = interval if self.step_interval == 0 else (
+                _STEP_EMA * interval + (1 - _STEP_EMA) * self.step_interval)
         round_before, epoch_before = self.last_round, self.local_epoch
         loss = super().step(*args, **kwargs)
         if self.local_epoch == epoch_before and self.last_round is round_before and self._would_be_late():
@@ -239,7 +235,7 @@ class CollaborativeOptimizer(hivemind.Optimizer):
     def _tag_along_with_zero_weight(self, control: Any) -> None:
         # hivemind joins a round it had scheduled with weight 0 (its gradients do not count) before loading
         # state. The others' agreement waits for a record from every member, this one included: publish it.
-        already_done, triggered = control.done(), control.triggered  # triggered: it sent its gradients, weight > 0
+        already_done = control.done()
         super()._tag_along_with_zero_weight(control)
         if already_done or self.agreement is None or not control.done() or control.cancelled():
             return
@@ -253,7 +249,7 @@ class CollaborativeOptimizer(hivemind.Optimizer):
         self.agreement.publish(gathered.group_id.hex(), group,
                                Record(sketch(result), complete=gathered.complete) if gathered.reduced_all else None)
         self._dump_round(f"round-{self.local_epoch:05d}-{time.time():.3f}.pt", self.local_epoch, gathered.group_id.hex(),
-                         group, result, Verdict(Outcome.DISCARD, "tag-along"), sent=_LAST_SENT if triggered else None)
+                         group, result, Verdict(Outcome.DISCARD, "tag-along"), sent=None)
         epoch = self.agreement.member_epoch(gathered.group_id.hex(), group, timeout=_TAG_ALONG_EPOCH_S)
         if epoch is not None:
             self._next_round_epoch = epoch + 1
@@ -326,8 +322,7 @@ class CollaborativeOptimizer(hivemind.Optimizer):
 
     def _dump_round(self, name: str, epoch: int, round_id: str, group: list[str] | None,
                     result: list[torch.Tensor] | None, verdict: Verdict | None, sent: Any = _LAST_SENT) -> None:
-        """Tests: what this peer sent (None: nothing that counts, it joined with weight 0) and got in a round,
-        and the verdict."""
+        """Tests: what this peer sent (None: it tagged along with weight 0) and got in a round, and the verdict."""
         if self.round_dump_dir is None:
             return
         self.round_dump_dir.mkdir(parents=True, exist_ok=True)
