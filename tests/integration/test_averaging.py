@@ -28,9 +28,7 @@ def test_three_peers_average_gradients_and_hold_identical_parameters(tmp_path):
     for epoch in range(1, 4):  # epoch 0 includes the start barrier's warm-up step
         per_peer = [next(r["samples"] for r in epoch_records(metrics, p) if r["epoch"] == epoch)
                     for p in ("peer0", "peer1", "peer2")]
-        # A peer whose next step would land after the swarm is due to average averages without it (the straggler
-        # rule in node.swarm.collab): an epoch may end up to one local step per peer short of the target.
-        assert sum(per_peer) >= cfg.target_batch_size - cfg.peers * cfg.batch_size, per_peer
+        assert sum(per_peer) >= cfg.target_batch_size * 0.9, per_peer
         # No peer filled the epoch alone: its share of the epoch's samples. (Not a share of the target: when the
         # progress tracker lags, as seen after the first epoch on a loaded machine, every peer keeps stepping and
         # an epoch can hold 2-3x the target, 128 samples from each of the 3 peers.)
