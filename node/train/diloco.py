@@ -202,10 +202,11 @@ class DilocoTrainer(Trainer):
                 self.next_round = rnd  # a resumed peer trains this round again (its steps so far are in the model)
                 break
             if pending is not None:  # the previous round is still averaging: wait for it before sending the next
-                pending = self._finish_round(pending, model)
+                self._finish_round(pending, model)
             pending = self._send(rnd, averager, agreement, pool, model)
             if not cfg.overlap or rnd == cfg.max_epochs - 1:
-                pending = self._finish_round(pending, model)
+                self._finish_round(pending, model)
+                pending = None
             self._end_round(model, val, rnd, losses, started, averager)
         if pending is not None:  # stopping with a round in flight: give it a moment, not the whole timeout
             self._finish_round(pending, model, timeout=STOP_WAIT_S if self._stop_requested else None)
@@ -289,17 +290,16 @@ class DilocoTrainer(Trainer):
                 reason = verdict.reason
         return RoundOutcome(rnd, reason == "agreed", reason, len(group), result if reason == "agreed" else None)
 
-    def _finish_round(self, pending: SentRound, model: GPT, timeout: float | None = None) -> None:  # None: nothing pending
+    def _finish_round(self, pending: SentRound, model: GPT, timeout: float | None = None) -> None:
         started = time.monotonic()
         try:
             pending.future.result(timeout)  # without a timeout still bounded: matchmaking, all-reduce, agreement have theirs
         except FuturesTimeout:
             log.warning("stopping: round %d still averaging after %.0f s; leaving without it", pending.round, timeout)
-            return None
+            return
         finally:
             self.clock.wait_s += time.monotonic() - started
         self._apply(pending, model)
-        return None
 
     @torch.no_grad()
     def _apply(self, pending: SentRound, model: GPT) -> None:
