@@ -1,15 +1,31 @@
 """Collaborative optimization: hivemind.Optimizer, configured and instrumented.
 
-``CollaborativeOptimizer`` adds one thing to hivemind's optimizer: it records
-how each round went (group size, whether gradients were really averaged), so
-the node can report rounds honestly instead of trusting a silent fallback to
-local gradients.
+``CollaborativeOptimizer`` changes four things in hivemind's optimizer:
+
+- it records how each round went (group size, whether gradients were really
+  averaged) and, with the agreement check, applies a round only when the whole
+  group holds the same complete result (node.swarm.agreement);
+- a peer that is behind the swarm loads the swarm's state instead of averaging:
+  hivemind lets a peer one epoch behind run the swarm's *current* round with
+  its older parameters and then skip ahead, so it keeps other parameters
+  than everyone else for good (seen here: a peer that missed the first round
+  stayed one epoch behind and off by one update for a whole run);
+- loading state is exact: hivemind, after downloading a state one epoch older
+  than the swarm's, relabels it as the swarm's epoch (same symptom);
+- a slow peer does not hold up a round: hivemind puts a peer in a round's group
+  when the round is a few seconds away, and the round then waits for that
+  peer's next ``step()`` call, up to a full local step of a straggler (past 4 s
+  the others drop it and the round is lost). A straggler (much slower than the
+  others, node.swarm.pace) whose next call would come after the swarm is due
+  to average joins the round with what it accumulated so far instead, and the
+  group starts on time. Peers of the swarm's usual pace keep hivemind's rule.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
@@ -18,13 +34,23 @@ from typing import Any
 
 import hivemind
 import torch
+from hivemind.utils import get_dht_time
 
-from node.swarm.agreement import Outcome, RoundAgreement, Verdict
+from node.swarm.agreement import Outcome, Record, RoundAgreement, Verdict, sketch
 from node.swarm.config import SwarmConfig
+from node.swarm.pace import PaceTracker
 from node.swarm.robust import make_aggregator
 from node.swarm.robust_allreduce import GradientTransform, RobustGradientAverager, RoundGroup, WorkerMomentum, chain
+from node.swarm.state_averager import LoadSafeStateAverager
 
 log = logging.getLogger(__name__)
+
+_LOAD_ATTEMPTS = 3  # downloads per load_state_from_peers while the state got is older than the swarm's epoch
+_LOAD_RETRY_S = 1.0  # pause between them: the peers still finishing the last round move on meanwhile
+_LAST_SENT = object()  # _dump_round: what the gradient averager sent last
+_STEP_SAMPLES = 3  # step intervals needed before a peer judges its own pace (median of up to 5)
+_TAG_ALONG_EPOCH_S = 3.0  # after tagging along, how long to wait for the members' records (their epoch)
+_NEVER = 2**62  # average_state_every for an epoch change without a parameters' round (no epoch is a multiple)
 
 
 @dataclass(frozen=True)
@@ -33,7 +59,8 @@ class RoundResult:
     group_size: int  # peers in the all-reduce group (1 when the peer proceeded alone)
     averaged: bool  # False when hivemind fell back to this peer's local gradients
     # Agreement check after the round (node.swarm.agreement): "agreed", or why the round was discarded
-    # ("missing", "no-majority", "minority", "failed-here", ...); "" when no check ran (alone, or disabled).
+    # ("missing", "no-majority", "minority", "failed-here", "incomplete-here", ...); "behind" when the swarm
+    # had finished this epoch's round already and the peer loaded the state instead; "" when no check ran.
     agreement: str = ""
     round_id: str = ""  # the all-reduce group's id (hex), the same on every member; "" when none ran
 
@@ -41,22 +68,79 @@ class RoundResult:
 class CollaborativeOptimizer(hivemind.Optimizer):
     """hivemind.Optimizer that remembers the outcome of its last gradient-averaging round."""
 
+    # hivemind's attributes this class reads and sets (declared for the type checker)
+    average_state_every: int
+    tracker: PaceTracker
+    scheduled_grads: Any
+    scheduled_state: Any
+
     def __init__(self, *args: Any, agreement_timeout: float | None = None, round_dump_dir: Path | None = None,
                  **kwargs: Any) -> None:
         self.last_round: RoundResult | None = None
         self.disagreements = 0  # rounds whose group did not agree on the result (discarded or repaired)
         self.round_dump_dir = round_dump_dir  # tests only: what was sent and received each round, as .pt files
-        self._needs_state = False  # this peer held a minority result: load the swarm's state after this step
+        # this peer held a minority result or other parameters than the group's: load the swarm's state after this
+        # step, of at least this epoch (None: any)
+        self._needs_state: tuple[int | None] | None = None
+        self._step_returned: float | None = None  # when step() last returned (time.monotonic())
+        # seconds between step() calls, not counting step() itself (the compute): median of the latest few; 0 unknown
+        self.step_interval = 0.0
+        self._intervals: deque[float] = deque(maxlen=2 * _STEP_SAMPLES - 1)
+        self._next_round_epoch: int | None = None  # after tagging along: the epoch that round's members move on to
         super().__init__(*args, **kwargs)
+        self._average_state_every = self.average_state_every  # as configured (set to _NEVER for one epoch change)
         self.agreement = RoundAgreement(self.dht, self.run_id, agreement_timeout) if agreement_timeout else None
 
     def step(self, *args: Any, **kwargs: Any) -> Any:
+        if self._step_returned is not None:
+            self._intervals.append(time.monotonic() - self._step_returned)
+            # the median: one long pause between steps (a checkpoint, an evaluation, the start barrier) is no pace
+            ordered = sorted(self._intervals)
+            self.step_interval = ordered[len(ordered) // 2] if len(ordered) >= _STEP_SAMPLES else 0.0
+        round_before, epoch_before = self.last_round, self.local_epoch
         loss = super().step(*args, **kwargs)
-        if self._needs_state:  # after the step, so hivemind's epoch bookkeeping is complete
-            self._needs_state = False
-            log.warning("epoch %d: this peer's averaged gradients differed from the majority; loading state", self.local_epoch)
-            self.load_state_from_peers()
+        if self.local_epoch == epoch_before and self.last_round is round_before and self._would_be_late():
+            log.info("epoch %d: the swarm averages in %.1f s, this peer's next step comes in %.1f s: averaging now",
+                     self.local_epoch, self.tracker.estimated_next_update_time - get_dht_time(), self.step_interval)
+            self._update_global_epoch(kwargs.get("grad_scaler"))
+        loaded = self._needs_state is not None
+        if self._needs_state is not None:  # after the step, so hivemind's epoch bookkeeping is complete
+            (min_epoch,), self._needs_state = self._needs_state, None
+            log.warning("epoch %d: this peer's round result or parameters differed from the majority's; loading state",
+                        self.local_epoch)
+            self.load_state_from_peers(min_epoch=min_epoch)
+        if self.last_round is not round_before:
+            self._dump_parameters(loaded)
+        self._step_returned = time.monotonic()
         return loss
+
+    def _would_be_late(self) -> bool:
+        """This peer is a straggler in the matchmaking for the coming round, has gradients to give, and its next
+        step() call (when it would join the round) is expected after the swarm is due to average."""
+        control = self.scheduled_grads
+        if self.auxiliary or not self.use_gradient_averaging or self.step_interval <= 0:
+            return False
+        if control is None or control.triggered or control.done() or self.grad_averager.local_samples_accumulated == 0:
+            return False
+        late = get_dht_time() + self.step_interval > self.tracker.estimated_next_update_time
+        return late and self.tracker.is_straggler()
+
+    def _maybe_schedule_gradient_averaging(self) -> None:
+        # hivemind joins the matchmaking when the swarm is due to average within matchmaking_time; a straggler
+        # whose steps take longer joins as early as one step ahead (at the swarm's due time, so the group still forms
+        # when the others are ready), or its next chance would come too late.
+        eta = self.tracker.estimated_next_update_time - get_dht_time()
+        if eta <= self.matchmaking_time or eta > self.step_interval or not self.tracker.is_straggler():
+            super()._maybe_schedule_gradient_averaging()
+            return
+        if self.scheduled_grads is None or self.scheduled_grads.triggered or self.scheduled_grads.done():
+            log.debug("pre-scheduling gradient averaging in %.2f s (steps take %.2f s)", eta, self.step_interval)
+            self.scheduled_grads = self.grad_averager.schedule_step(
+                scheduled_time=get_dht_time() + eta, timeout=self.averaging_timeout)
+
+    def _make_progress_tracker(self, target_batch_size: int, **kwargs: Any) -> PaceTracker:
+        return PaceTracker(dht=self.dht, prefix=self.run_id, target_batch_size=target_batch_size,
+                           client_mode=self.client_mode, status_loglevel=self.status_loglevel, start=True, **kwargs)
 
     def _make_state_averager(self, **kwargs: Any) -> Any:
         # A background state-averaging round ends by copying its result over the parameters. If it lands
@@ -64,13 +148,123 @@ class CollaborativeOptimizer(hivemind.Optimizer):
         # the held-out loss stalled near 3.2 nats/byte). The delta rule adds (average - snapshot) instead,
         # which keeps every local update and still repairs drift between peers.
         kwargs["delta_rule_averaging"] = True
-        return super()._make_state_averager(**kwargs)
+        # hivemind's construction, with the averager that lets a peer load state without waiting for its
+        # background round (node.swarm.state_averager)
+        return LoadSafeStateAverager(
+            dht=self.dht, prefix=f"{self.run_id}_state_averager", min_matchmaking_time=self.matchmaking_time,
+            allreduce_timeout=self.allreduce_timeout, shutdown_timeout=self.shutdown_timeout,
+            offload_optimizer=self.offload_optimizer, custom_gradients=self.offload_optimizer,
+            status_loglevel=self.status_loglevel, next_chunk_timeout=self.next_chunk_timeout,
+            client_mode=self.client_mode, auxiliary=self.auxiliary, start=True, **kwargs,
+        )
 
     def _update_global_epoch(self, grad_scaler: Any) -> None:
         # Until the averaging below proves otherwise, this epoch's update used local gradients only
         # (hivemind skips the averaging call entirely when it sees no other peer).
         self.last_round = RoundResult(epoch=self.local_epoch, group_size=1, averaged=False)
-        super()._update_global_epoch(grad_scaler)
+        if self.tracker.global_epoch > self.local_epoch:
+            # The swarm already finished this epoch's round (a member of that round cannot see the next epoch
+            # before it joined the round: the others publish it only after the round and its agreement). hivemind
+            # would average with whatever round runs now, using parameters an update older than everyone's, and
+            # then jump to the swarm's epoch: identical epochs, different parameters. Load the state instead.
+            log.info("epoch %d: the swarm is at epoch %d already; loading its state instead of averaging",
+                     self.local_epoch, self.tracker.global_epoch)
+            self.last_round = RoundResult(epoch=self.local_epoch, group_size=1, averaged=False, agreement="behind")
+            self.load_state_from_peers()
+            return
+        try:
+            super()._update_global_epoch(grad_scaler)
+        finally:
+            self.average_state_every = self._average_state_every
+
+    def _dump_parameters(self, loaded: bool) -> None:
+        """Tests: the parameters this peer starts its new epoch with (after loading state, when the round told it
+        to), named by the round that ended the last one."""
+        if self.round_dump_dir is None or self.last_round is None:
+            return
+        self.round_dump_dir.mkdir(parents=True, exist_ok=True)
+        name = f"params-{self.local_epoch:05d}-{self.last_round.round_id or 'none'}-{time.time():.3f}.pt"
+        params = [p.detach().clone() for p in self.state_averager.main_parameters]
+        torch.save({"epoch": self.local_epoch, "round": self.last_round.round_id, "agreement": self.last_round.agreement,
+                    "loaded_state": loaded, "params": params}, self.round_dump_dir / (name + ".part"))
+        (self.round_dump_dir / (name + ".part")).replace(self.round_dump_dir / name)
+
+    def load_state_from_peers(self, min_epoch: int | None = None, **kwargs: Any) -> None:
+        """hivemind's, made exact: download the newest state and take its epoch as it is.
+
+        hivemind sets the local epoch to the swarm's when the state it got is one epoch older, so the peer
+        claims an epoch whose update it never applied. Here a state older than the swarm's epoch (or than
+        ``min_epoch``) is downloaded again (peers still finishing the last round serve the new one a moment
+        later), a few times; a peer still behind after that finds out again at its next epoch update or
+        round. The gradient averager's buffers are not downloaded (hivemind fetches and then ignores them).
+        """
+        self._leave_scheduled_rounds()
+        if self._next_round_epoch is not None:  # it tagged along: the state must be that round's outcome
+            min_epoch, self._next_round_epoch = max(min_epoch or 0, self._next_round_epoch), None
+        for attempt in range(_LOAD_ATTEMPTS):
+            # hivemind waits here for the background parameters' round; LoadSafeStateAverager drops its result
+            with self.tracker.pause_updates():
+                self._download_state(**kwargs)
+                self.tracker.report_local_progress(local_epoch=self.local_epoch, samples_accumulated=0)
+                if not self.client_mode:
+                    self.state_averager.state_sharing_priority = self.local_epoch
+                if self.use_gradient_averaging:
+                    self.grad_averager.reset_accumulated_grads_()
+                    if not self.client_mode:
+                        self.grad_averager.state_sharing_priority = self.local_epoch
+            wanted = max(self.tracker.global_epoch, min_epoch or 0)
+            if self.local_epoch >= wanted or attempt == _LOAD_ATTEMPTS - 1:
+                break
+            log.info("loaded the state of epoch %d, the swarm is at %d: loading again", self.local_epoch, wanted)
+            time.sleep(_LOAD_RETRY_S)
+
+    def _leave_scheduled_rounds(self) -> None:
+        """Before loading state, leave the rounds this peer joined the matchmaking for as hivemind does: a
+        gradient round with weight 0 (cancelling it can cross the group's forming; seen here: "Can't
+        set_result to a future that is CANCELLED" after the group ran with this peer), the parameters' round
+        cancelled (hivemind's ``_update_global_epoch`` does so with one it will not use; waiting for it
+        would make the load land after the swarm's next round)."""
+        if self.scheduled_grads is not None and not self.scheduled_grads.done():
+            self._tag_along_with_zero_weight(self.scheduled_grads)
+        if self.scheduled_state is not None and not self.scheduled_state.done():
+            self.scheduled_state.cancel()
+        self.scheduled_grads = self.scheduled_state = None
+
+    def _download_state(self, **kwargs: Any) -> None:
+        deadline = time.monotonic() + self.load_state_timeout
+        while True:
+            try:
+                self.state_averager.load_state_from_peers(timeout=self.load_state_timeout, **kwargs)
+                return
+            except KeyboardInterrupt:
+                raise
+            except BaseException as e:  # hivemind retries forever; here until load_state_timeout
+                if time.monotonic() >= deadline:
+                    log.warning("could not load the state from peers in %.0f s (%r); training on", self.load_state_timeout, e)
+                    return
+                log.warning("loading the state from peers failed (%r); retrying", e)
+
+    def _tag_along_with_zero_weight(self, control: Any) -> None:
+        # hivemind joins a round it had scheduled with weight 0 (its gradients do not count) before loading
+        # state. The others' agreement waits for a record from every member, this one included: publish it.
+        already_done, triggered = control.done(), control.triggered  # triggered: it sent its gradients, weight > 0
+        super()._tag_along_with_zero_weight(control)
+        if already_done or self.agreement is None or not control.done() or control.cancelled():
+            return
+        if control.exception() is not None or not isinstance(control.result(), RoundGroup):
+            return  # a failed round (the others see this peer missing) or a state-averaging round
+        gathered = control.result()
+        group = [peer.to_base58() for peer in gathered]
+        with self.grad_averager.get_tensors() as averaged:
+            result = [t.clone() for t in averaged]
+        # no parameters in it: this peer is about to replace its own, they say nothing about the group's
+        self.agreement.publish(gathered.group_id.hex(), group,
+                               Record(sketch(result), complete=gathered.complete) if gathered.reduced_all else None)
+        self._dump_round(f"round-{self.local_epoch:05d}-{time.time():.3f}.pt", self.local_epoch, gathered.group_id.hex(),
+                         group, result, Verdict(Outcome.DISCARD, "tag-along"), sent=_LAST_SENT if triggered else None)
+        epoch = self.agreement.member_epoch(gathered.group_id.hex(), group, timeout=_TAG_ALONG_EPOCH_S)
+        if epoch is not None:
+            self._next_round_epoch = epoch + 1
 
     def _average_gradients_and_load_into_optimizer(self, maybe_step_control: Any) -> None:
         # Same flow as hivemind's, plus recording the group and, when enabled, checking that the whole
@@ -82,10 +276,14 @@ class CollaborativeOptimizer(hivemind.Optimizer):
             return
         group: list[str] | None = None
         round_id = ""  # the all-reduce group's id: names this round in the agreement records and dumps
+        complete, reduced_all = True, True
+        failed: tuple[str, ...] = ()
         try:
             gathered = maybe_step_control.result(self.averaging_timeout)
             group = [peer.to_base58() for peer in gathered]
-            round_id = gathered.group_id.hex() if isinstance(gathered, RoundGroup) else ""
+            if isinstance(gathered, RoundGroup):
+                round_id, complete, reduced_all, failed = (gathered.group_id.hex(), gathered.complete,
+                                                           gathered.reduced_all, gathered.failed)
         except BaseException as e:  # hivemind's contract: any failure falls back to local gradients
             if isinstance(e, KeyboardInterrupt):
                 raise
@@ -97,8 +295,12 @@ class CollaborativeOptimizer(hivemind.Optimizer):
             result = [t.clone() for t in averaged] if group is not None else None
         dump_name = f"round-{epoch:05d}-{time.time():.3f}.pt"
         self._dump_round(dump_name, epoch, round_id, group, result, None)  # before publishing: a peer killed
-        verdict = self.agreement.check(round_id, group or [], result)  # right after still leaves what it sent
+        verdict = self.agreement.check(round_id, group or [], result, complete, reduced_all,  # right after still
+                                       epoch=epoch, params=self.state_averager.main_parameters)  # leaves what it sent
         self._dump_round(dump_name, epoch, round_id, group, result, verdict)
+        if not (complete and reduced_all):
+            log.warning("epoch %d: parts of the round failed here (%s; peers: %s)", epoch,
+                        "a partition missing" if not complete else "a sender dropped", list(failed))
         if verdict.agreed:
             log.info("epoch %d: averaged gradients with %d peers; the group agrees", epoch, len(group or []))
             self._load_averaged_gradients_into_optimizer_()
@@ -111,7 +313,12 @@ class CollaborativeOptimizer(hivemind.Optimizer):
                 for t in averaged:
                     t.zero_()
             self._load_averaged_gradients_into_optimizer_()
-            self._needs_state = verdict.outcome is Outcome.LOAD_STATE
+            if verdict.outcome is Outcome.LOAD_STATE:
+                self._needs_state = (verdict.load_epoch,)
+                # No parameters' round at this epoch change (hivemind decides on it right after this call): this
+                # peer replaces its parameters right after the step, and loading waits for a round it is in (~5 s:
+                # the load then lands after the swarm's next round, and the peer is behind again, round after round).
+                self.average_state_every = _NEVER
         self.last_round = RoundResult(epoch=epoch, group_size=len(group or []) or 1, averaged=verdict.agreed,
                                       agreement=verdict.reason, round_id=round_id)
 
@@ -126,14 +333,17 @@ class CollaborativeOptimizer(hivemind.Optimizer):
         self.last_round = RoundResult(epoch=epoch, group_size=len(group), averaged=True)
 
     def _dump_round(self, name: str, epoch: int, round_id: str, group: list[str] | None,
-                    result: list[torch.Tensor] | None, verdict: Verdict | None) -> None:
+                    result: list[torch.Tensor] | None, verdict: Verdict | None, sent: Any = _LAST_SENT) -> None:
+        """Tests: what this peer sent (None: nothing that counts, it joined with weight 0) and got in a round,
+        and the verdict."""
         if self.round_dump_dir is None:
             return
         self.round_dump_dir.mkdir(parents=True, exist_ok=True)
         # Written aside, then renamed: a reader polling the directory (or a SIGKILL mid-write) never sees half a file.
         partial_path = self.round_dump_dir / (name + ".part")
+        sent = getattr(self.grad_averager, "last_sent", []) if sent is _LAST_SENT else sent
         torch.save({"epoch": epoch, "round": round_id, "peer": self.agreement.me if self.agreement else "", "group": group,
-                    "sent": getattr(self.grad_averager, "last_sent", []), "result": result,
+                    "sent": sent, "result": result,
                     "outcome": verdict.outcome.value if verdict else "pending", "reason": verdict.reason if verdict else ""},
                    partial_path)
         partial_path.replace(self.round_dump_dir / name)

@@ -31,7 +31,8 @@ class SwarmConfig:
     trim_fraction: float = 0.3  # trimmed mean: share of values cut from each side; >= the share of attackers
     worker_momentum: float = 0.0  # send m = b*m + (1-b)*g instead of g; robust rules separate outliers better
     # After each round the group compares sketches of its result in the DHT and discards a round it does not
-    # agree on; a dead member's record never comes, so this bounds the wait. 0 disables the check.
+    # agree on. A round is decided as soon as the records in allow (after a member died mid-round, once no
+    # majority can form); this bounds the wait for silent members otherwise. 0 disables the check.
     agreement_timeout: float = 10.0
     # Smallest all-reduce group. hivemind's 2 lets a group of one honest peer and one attacker form, where no
     # rule can tell them apart (seen here: such a round at start-up, then lasting drift); 3 with robust rules.

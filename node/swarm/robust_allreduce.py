@@ -19,18 +19,21 @@ sends: worker momentum, and in tests an attack). Hand it to
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import torch
 from hivemind.averaging.allreduce import AllReduceRunner, AveragingMode
-from hivemind.averaging.partition import TensorPartReducer
+from hivemind.averaging.partition import AllreduceException, BannedException, TensorPartReducer
 from hivemind.optim.grad_averager import GradientAverager
 from hivemind.proto import averaging_pb2
 from hivemind.utils import get_dht_time
 from hivemind.utils.asyncio import as_aiter, azip
 
 from node.swarm.robust import Aggregator
+
+log = logging.getLogger(__name__)
 
 # What a peer sends instead of its accumulated gradients (momentum, attacks); returns new tensors.
 GradientTransform = Callable[[Sequence[torch.Tensor]], list[torch.Tensor]]
@@ -40,11 +43,20 @@ class RoundGroup(dict):  # type: ignore[type-arg]
     """What a finished round's step returns: hivemind's ``{peer id: gathered data}``, plus the round's
     ``group_id`` (random, made by matchmaking, the same on every member). It names the round: members
     may be at different local epochs (hivemind lets a peer lag one epoch), and the same members meet
-    again next round, so neither the epoch nor the membership identifies a round."""
+    again next round, so neither the epoch nor the membership identifies a round.
 
-    def __init__(self, gathered: dict, group_id: bytes) -> None:  # type: ignore[type-arg]
+    hivemind reports a round as a success even when parts of it failed; two flags say what failed here:
+    ``complete`` is False when a reducer never returned its partition (this member kept its own values
+    there: its result alone is unusable), ``reduced_all`` is False when this member, as a reducer,
+    dropped a sender before it had sent every part (the partition every member got from it leaves that
+    sender out: the round is not the aggregate of its group). ``failed`` names the peers this member saw
+    fail (for logs)."""
+
+    def __init__(self, gathered: dict, group_id: bytes, complete: bool = True,  # type: ignore[type-arg]
+                 reduced_all: bool = True, failed: tuple[str, ...] = ()) -> None:
         super().__init__(gathered)
         self.group_id = group_id
+        self.complete, self.reduced_all, self.failed = complete, reduced_all, failed
 
 
 class _PartCollector:
@@ -72,11 +84,41 @@ class _PartCollector:
 
 
 class RobustTensorPartReducer(TensorPartReducer):
-    """A ``TensorPartReducer`` whose result per part is ``aggregator(parts of every sender)``."""
+    """A ``TensorPartReducer`` whose result per part is ``aggregator(parts of every sender)``.
+
+    It also fixes a hang: every sender's task (and this peer's own) awaits the same future for a part's
+    result, and in asyncio cancelling a task cancels the bare future it awaits. When a sender dies
+    mid-round, its stream handler is cancelled, which cancelled the shared future under every other
+    sender and under this peer's own part: the reducer broke ("invalid state" on the next result) and
+    this peer waited for its own partition until the all-reduce timeout (30 s; seen after kills in
+    tests/robust/test_kill_mid_allreduce.py). Here each waiter is shielded.
+    """
 
     def __init__(self, part_shapes: Sequence[torch.Size], num_senders: int, aggregator: Aggregator) -> None:
         self.aggregator = aggregator  # set first: the base __init__ calls reset_accumulators
         super().__init__(part_shapes, num_senders)
+
+    async def accumulate_part(self, sender_index: int, part_index: int, tensor_part: torch.Tensor,
+                              weight: float = 1.0) -> torch.Tensor:
+        # hivemind's TensorPartReducer.accumulate_part, with the shared future shielded (see the class docstring)
+        assert 0 <= sender_index < self.num_senders, "invalid sender index"
+        assert 0 <= part_index < self.num_parts, "invalid part index"
+        self.num_parts_received[sender_index] += 1
+        while part_index > self.current_part_index:  # wait for the previous parts to finish
+            await asyncio.wait({self.current_part_future, asyncio.create_task(self.finished.wait())},
+                               return_when=asyncio.FIRST_COMPLETED)
+            if self.finished.is_set():
+                raise AllreduceException(f"attempted to aggregate part in a finalized {self.__class__.__name__}")
+        if self.sender_failed_after[sender_index] != float("inf"):
+            raise BannedException(f"sender {sender_index} was banned in background")
+        assert part_index == self.current_part_index
+        current_part_future = self.current_part_future
+        if part_index < self.sender_failed_after[sender_index]:
+            self.accumulator.add_(tensor_part, alpha=weight)
+            self.current_part_accumulated_from += 1
+            self.denominator += weight
+            self.check_current_part_finished()
+        return await asyncio.shield(current_part_future)
 
     def reset_accumulators(self) -> None:
         super().reset_accumulators()
@@ -88,10 +130,16 @@ class RobustAllReduceRunner(AllReduceRunner):
     """hivemind's ``AllReduceRunner`` reducing its partition with ``aggregator``.
 
     ``send_delay`` and ``on_send_start`` exist for fault-injection tests that kill a peer at chosen
-    moments of a round; in production they are 0 and None. With a delay, this peer sends its parts one
-    at a time, ``send_delay`` s apart (the k-th part to any peer leaves k * send_delay s after the
-    round began), so a kill between two sends leaves some reducers with its part and others without;
-    ``on_send_start()`` is called once, when the first delay begins.
+    moments of a round; in production they are 0 and None. With a delay, this peer's streams to the
+    other reducers start one at a time, ``send_delay`` s apart (its parts for the k-th reducer to get a
+    turn leave k * send_delay s after the round began, all at once), so a kill between two turns leaves
+    some reducers with all of its parts and the others with none; ``on_send_start()`` is called once,
+    when the first delay begins. (A delay per message would stretch a round by parts x reducers x delay:
+    every tensor is at least one part, ~20 s a round for the tiny test model.)
+
+    After the round, ``complete`` says whether every reducer returned its partition to this peer,
+    ``reduced_all`` whether this peer reduced its partition with every sender's every part, and
+    ``failed`` which peers this runner saw fail.
     """
 
     def __init__(self, *, aggregator: Aggregator, send_delay: float = 0.0,
@@ -101,16 +149,45 @@ class RobustAllReduceRunner(AllReduceRunner):
         self.tensor_part_reducer = RobustTensorPartReducer(plain.part_shapes, plain.num_senders, aggregator)
         plain.finished.set()  # retire the unused plain reducer quietly (its finalize would log "received 0%")
         self.send_delay, self.on_send_start = send_delay, on_send_start
-        self._send_turn = asyncio.Lock()  # with a delay, parts leave one by one
+        self._send_turn = asyncio.Lock()  # with a delay, streams to the reducers start one by one
+        self.unreachable: set[Any] = set()  # reducers this peer's exchange with failed
+
+    @property
+    def complete(self) -> bool:
+        """Every reducer returned its partition (hivemind keeps this peer's local values where one did not)."""
+        return self.tensor_part_container.failed_size == 0
+
+    @property
+    def reduced_all(self) -> bool:
+        """This peer's partition had every sender's input in every part (hivemind leaves a sender dropped
+        midway out of the parts it had not sent yet)."""
+        reducer = self.tensor_part_reducer
+        return all(failed_after >= reducer.num_parts for failed_after in reducer.sender_failed_after)
+
+    @property
+    def failed(self) -> tuple[str, ...]:
+        reducer = self.tensor_part_reducer
+        senders = {self.sender_peer_ids[i] for i, after in enumerate(reducer.sender_failed_after) if after < reducer.num_parts}
+        return tuple(sorted(peer.to_base58() for peer in senders | self.unreachable))
+
+    async def _communicate_with_peer(self, peer_id: Any) -> None:
+        try:
+            await super()._communicate_with_peer(peer_id)
+        except BaseException as e:
+            self.unreachable.add(peer_id)
+            log.info("all-reduce %s: the exchange with %s failed (%r)", self.group_id.hex()[:8], peer_id, e)
+            raise
 
     async def _generate_input_for_peer(self, peer_index: int) -> AsyncIterator[averaging_pb2.AveragingData]:
+        first = True
         async for message in super()._generate_input_for_peer(peer_index):
-            if self.send_delay > 0:
+            if first and self.send_delay > 0:
                 async with self._send_turn:
                     if self.on_send_start is not None:
                         self.on_send_start()
                         self.on_send_start = None
                     await asyncio.sleep(self.send_delay)
+            first = False
             yield message
 
 
@@ -134,6 +211,8 @@ class RobustGradientAverager(GradientAverager):
         self.aggregator, self.transform, self.send_delay = aggregator, transform, send_delay
         self.on_send_start = on_send_start  # tests: called in the averager's process as each round's sending begins
         self.last_sent: list[torch.Tensor] = []  # what this peer contributed to the latest round (main process)
+        # group id -> (complete, reduced_all, failed) of the runner (RoundGroup); in the averager's process
+        self._health: dict[bytes, tuple[bool, bool, tuple[str, ...]]] = {}
         super().__init__(parameters, **kwargs)
 
     @torch.no_grad()
@@ -147,7 +226,8 @@ class RobustGradientAverager(GradientAverager):
 
     async def _aggregate_with_group(self, group_info: Any, min_vector_size: int, **kwargs: Any) -> RoundGroup:
         gathered = await super()._aggregate_with_group(group_info, min_vector_size, **kwargs)
-        return RoundGroup(gathered, group_info.group_id)
+        complete, reduced_all, failed = self._health.pop(group_info.group_id, (True, True, ()))
+        return RoundGroup(gathered, group_info.group_id, complete=complete, reduced_all=reduced_all, failed=failed)
 
     async def _run_allreduce_inplace_(
         self, tensors: Sequence[torch.Tensor], group_info: Any, group_id: bytes | None = None, **kwargs: Any
@@ -183,6 +263,7 @@ class RobustGradientAverager(GradientAverager):
         else:
             async for _ in runner:
                 raise ValueError("aux peers should not receive averaged tensors")
+        self._health[group_id] = (runner.complete, runner.reduced_all, runner.failed)
 
 
 class WorkerMomentum:

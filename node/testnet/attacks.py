@@ -141,7 +141,7 @@ def make_attack(name: str) -> Attack:
 
 @dataclass
 class Slowdown:
-    """A straggler: after each local step, sleep so the step takes ``factor`` times as long."""
+    """A straggler: after each local step's compute, sleep so the compute takes ``factor`` times as long."""
 
     factor: float = 10.0
 

@@ -204,12 +204,12 @@ class Trainer:
         _, loss = model(x.to(self.device), y.to(self.device))
         assert loss is not None
         loss.backward()
+        if self.faults is not None:  # a straggler: its compute (not the swarm's rounds in opt.step) is slower
+            self.faults.after_step(time.monotonic() - started)
         if self.work is not None:  # receipts: sketch this step's gradient (before the optimizer sees it)
             self.work.on_step(epoch, step, model)
         opt.step()
         opt.zero_grad()
-        if self.faults is not None:
-            self.faults.after_step(time.monotonic() - started)
         return loss.item()
 
     def _wait_until_tracker_sees_peers(self, opt: CollaborativeOptimizer, model: GPT, peer: PeerId) -> None:

@@ -96,3 +96,22 @@ def test_a_round_group_crosses_the_process_boundary_with_its_id():
 
     group = pickle.loads(pickle.dumps(RoundGroup({"a": 1, "b": None}, b"\x01\x02")))
     assert dict(group) == {"a": 1, "b": None} and group.group_id == b"\x01\x02"
+
+
+def test_a_sender_cancelled_while_it_waits_does_not_break_the_part_for_the_others():
+    # A dying sender's stream handler is cancelled while it awaits the part's result; in hivemind's reducer
+    # that cancelled the future every other waiter shared, and the round hung until its timeout.
+    from node.swarm.robust_allreduce import RobustTensorPartReducer
+
+    async def main():
+        reducer = RobustTensorPartReducer([torch.Size([3])], num_senders=3, aggregator=MeanAggregator())
+        dying = asyncio.create_task(reducer.accumulate_part(0, 0, torch.full((3,), 1.0)))
+        waiting = asyncio.create_task(reducer.accumulate_part(1, 0, torch.full((3,), 3.0)))
+        await asyncio.sleep(0.01)
+        dying.cancel()
+        await asyncio.sleep(0.01)
+        last = asyncio.create_task(reducer.accumulate_part(2, 0, torch.full((3,), 5.0)))
+        return await asyncio.wait_for(asyncio.gather(waiting, last), timeout=5)
+
+    for result in asyncio.run(main()):
+        assert torch.allclose(result, torch.full((3,), 3.0))

@@ -1,0 +1,60 @@
+"""Who is a straggler: a peer's pace against the rest of the swarm's.
+
+hivemind's progress tracker already reads every peer's training speed (samples per second, an EMA that
+leaves out the time spent in averaging rounds) from the DHT to estimate when the swarm averages next.
+``PaceTracker`` keeps those speeds, so a peer can tell whether it is much slower than the others. Only
+such a peer changes how it joins rounds (node.swarm.collab): a peer of the swarm's usual pace must not,
+or every epoch would end a step short of its target batch (the tracker's estimate of the next round
+treats the last step's samples as arriving continuously).
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from hivemind.optim.progress_tracker import LocalTrainingProgress, ProgressTracker
+
+# A peer this many times slower than the median of the others is a straggler. Peers of one pace on a shared
+# machine differ by up to ~2x (who gets the CPU); a straggler that holds a round costs the others a whole
+# step of its own, so the threshold stays well above that noise.
+STRAGGLER_FACTOR = 3.0
+
+
+def is_straggler(own_rate: float, other_rates: list[float], factor: float = STRAGGLER_FACTOR) -> bool:
+    """True when ``own_rate`` (samples/s) is below the others' median by more than ``factor``.
+
+    Unknown paces (no other peer, or no rate measured yet) make nobody a straggler.
+    """
+    rates = [r for r in other_rates if r > 0]
+    if not rates or own_rate <= 0:
+        return False
+    return own_rate * factor < statistics.median(rates)
+
+
+class PaceTracker(ProgressTracker):
+    """hivemind's progress tracker that also keeps the other peers' last reported speeds."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.other_rates: list[float] = []  # samples/s of every other peer in the last fetch
+        super().__init__(*args, **kwargs)  # starts fetching at once
+
+    def _parse_swarm_progress_data(self, metadata: Any) -> Any:
+        if isinstance(metadata, dict):
+            me = self.dht.peer_id.to_bytes()
+            rates = []
+            for record in metadata.values():
+                if record.value is None:
+                    continue
+                try:
+                    progress = LocalTrainingProgress.parse_obj(record.value)
+                except Exception:  # the DHT's schema validates records on store; a bad one tells nothing of pace
+                    continue
+                if progress.peer_id != me and not progress.client_mode:
+                    rates.append(float(progress.samples_per_second))
+            self.other_rates = rates
+        return super()._parse_swarm_progress_data(metadata)
+
+    def is_straggler(self) -> bool:
+        """This peer is much slower than the others (see ``is_straggler``)."""
+        return is_straggler(float(self.performance_ema.samples_per_second), self.other_rates)

@@ -1,0 +1,53 @@
+"""hivemind's training-state averager, made safe to load state while a parameters' round runs.
+
+hivemind averages parameters in the background (``delay_state_averaging``) by
+the delta rule: a round snapshots the parameters, averages them with the group,
+and a later ``step()`` adds ``average - snapshot`` to the parameters. A peer that
+loads the swarm's state meanwhile must not get that delta on top of the loaded
+parameters (the snapshot was of the old ones), so hivemind's optimizer waits for
+the round before loading: its matchmaking and all-reduce, ~5 s here, after
+which the loaded state is often one round old already and the peer is behind
+again (node.swarm.collab). ``LoadSafeStateAverager`` instead drops the result of
+a round whose snapshot predates the last load, so loading need not wait.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from hivemind.optim.state_averager import TrainingStateAverager
+
+log = logging.getLogger(__name__)
+
+
+class LoadSafeStateAverager(TrainingStateAverager):
+    """``TrainingStateAverager`` that ignores a background round's result when the state was loaded after the
+    round took its snapshot."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._snapshot_before_load = False  # the current snapshot (delta rule) predates the last load
+        super().__init__(**kwargs)
+
+    # hivemind's round sets `_old_tensors` (its snapshot, in the background thread) right before it averages;
+    # a property notices each new snapshot.
+    @property  # type: ignore[override]
+    def _old_tensors(self) -> Any:
+        return self.__dict__.get("_snapshot")
+
+    @_old_tensors.setter
+    def _old_tensors(self, value: Any) -> None:
+        self.__dict__["_snapshot"] = value
+        self._snapshot_before_load = False
+
+    def load_state_from_peers(self, **kwargs: Any) -> Any:
+        loaded = super().load_state_from_peers(**kwargs)
+        if self._old_tensors is not None:
+            self._snapshot_before_load = True
+        return loaded
+
+    def _apply_averaging_results_(self) -> None:
+        if self.delta_rule_averaging and self._snapshot_before_load:
+            log.info("dropping a parameters' round that began before this peer loaded the state")
+            return
+        super()._apply_averaging_results_()

@@ -1,0 +1,34 @@
+"""LoadSafeStateAverager: a background parameters' round that began before a load does not touch the loaded state."""
+
+import hivemind
+import torch
+
+from node.swarm.state_averager import LoadSafeStateAverager
+
+
+def test_a_round_snapshotted_before_a_load_is_dropped_and_a_later_one_applies():
+    dht = hivemind.DHT(start=True)
+    param = torch.nn.Parameter(torch.zeros(4))
+    averager = LoadSafeStateAverager(dht=dht, prefix="load-safe", optimizer=lambda p: torch.optim.SGD(p, lr=0.1),
+                                     params=[param], delta_rule_averaging=True, start=True)
+    try:
+        def finish_round(snapshot: float, average: float) -> None:
+            # what a background round leaves behind: its snapshot, the averaged tensors, the finished flag
+            averager._old_tensors = tuple(torch.full_like(t, snapshot) for t in averager._local_tensors())
+            with averager.get_tensors() as averaged:
+                for t in averaged:
+                    t.fill_(average)
+
+        finish_round(snapshot=0.0, average=1.0)
+        averager.load_state_from_peers(timeout=1.0)  # no peers to load from: what matters is that it happened
+        with torch.no_grad():
+            param.fill_(5.0)  # stands for the loaded parameters
+        averager._apply_averaging_results_()
+        assert torch.equal(param.detach(), torch.full((4,), 5.0))  # the stale delta (+1) was dropped
+
+        finish_round(snapshot=5.0, average=7.0)  # a round that began after the load
+        averager._apply_averaging_results_()
+        assert torch.allclose(param.detach(), torch.full((4,), 7.0))
+    finally:
+        averager.shutdown()
+        dht.shutdown()
