@@ -236,13 +236,14 @@ class CollaborativeOptimizer(hivemind.Optimizer):
             try:
                 self.state_averager.load_state_from_peers(timeout=self.load_state_timeout, **kwargs)
                 return
-            except KeyboardInterrupt:
+            except (KeyboardInterrupt, SystemExit):
                 raise
             except BaseException as e:  # hivemind retries forever; here until load_state_timeout
                 if time.monotonic() >= deadline:
                     log.warning("could not load the state from peers in %.0f s (%r); training on", self.load_state_timeout, e)
                     return
                 log.warning("loading the state from peers failed (%r); retrying", e)
+                time.sleep(_LOAD_RETRY_S)  # an error that comes back at once (a DHT shutting down) must not spin
 
     def _tag_along_with_zero_weight(self, control: Any) -> None:
         # hivemind joins a round it had scheduled with weight 0 (its gradients do not count) before loading

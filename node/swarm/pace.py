@@ -10,6 +10,7 @@ treats the last step's samples as arriving continuously).
 
 from __future__ import annotations
 
+import math
 import statistics
 from typing import Any
 
@@ -24,12 +25,14 @@ STRAGGLER_FACTOR = 3.0
 def is_straggler(own_rate: float, other_rates: list[float], factor: float = STRAGGLER_FACTOR) -> bool:
     """True when ``own_rate`` (samples/s) is below the others' median by more than ``factor``.
 
-    Unknown paces (no other peer, or no rate measured yet) make nobody a straggler.
+    Unknown paces (no other peer, or no rate measured yet) make nobody a straggler. The rates are what peers
+    report: the lower median and finite values only, so one peer claiming a huge pace cannot make the
+    others stragglers (with two others, the plain median would be the mean of the liar's and an honest one).
     """
-    rates = [r for r in other_rates if r > 0]
-    if not rates or own_rate <= 0:
+    rates = [r for r in other_rates if 0 < r < math.inf]
+    if not rates or not 0 < own_rate < math.inf:
         return False
-    return own_rate * factor < statistics.median(rates)
+    return own_rate * factor < statistics.median_low(rates)
 
 
 class PaceTracker(ProgressTracker):

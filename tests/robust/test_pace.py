@@ -23,3 +23,9 @@ def test_unknown_paces_make_nobody_a_straggler():
     assert not is_straggler(1.0, [])  # alone
     assert not is_straggler(0.0, [100.0])  # own pace not measured yet
     assert not is_straggler(1.0, [0.0, 0.0])  # the others' not measured yet
+
+
+def test_one_peer_claiming_a_huge_pace_makes_nobody_a_straggler():
+    assert not is_straggler(100.0, [100.0, 1e30])  # the lower median: the honest peer's pace
+    assert not is_straggler(100.0, [100.0, 90.0, float("inf")])
+    assert not is_straggler(100.0, [float("nan"), float("inf")])
