@@ -76,6 +76,7 @@ class RoundOutcome:
     reason: str  # agreed | failed: ... | partial group ... | <agreement reason>
     group_size: int
     delta: list[torch.Tensor] | None  # the swarm's averaged pseudo-gradient when applied
+    behind: int = 0  # rounds differed: how many rounds this peer is behind most of its group (0: not behind)
 
 
 @dataclass
@@ -83,6 +84,7 @@ class SentRound:
     round: int
     local_at_send: list[torch.Tensor]  # this peer's local parameters when it sent the round
     future: Future  # -> RoundOutcome, from the background thread
+    shift: int = 0  # rounds this peer had skipped (to catch up with the swarm) when it sent this one
 
 
 class Clock:
@@ -116,6 +118,8 @@ class DilocoTrainer(Trainer):
         self.rounds_failed = 0
         self.inner: torch.optim.Optimizer | None = None
         self.next_round = 0  # the round this peer trains next (rounds count attempts; shared.step counts applied ones)
+        self.skip_rounds = 0  # rounds to skip before the next, to catch up with the swarm (set by _apply)
+        self.rounds_skipped = 0  # rounds skipped so far
 
     # -- setup -------------------------------------------------------------------------------
 
@@ -185,7 +189,11 @@ class DilocoTrainer(Trainer):
         self.clock = Clock()
         pending: SentRound | None = None
         self.next_round = first_round
-        for rnd in range(first_round, cfg.max_epochs):
+        self.skip_rounds = self.rounds_skipped = 0
+        rnd = first_round - 1
+        while rnd + 1 + self.skip_rounds < cfg.max_epochs:
+            rnd, self.rounds_skipped = rnd + 1 + self.skip_rounds, self.rounds_skipped + self.skip_rounds
+            self.skip_rounds = 0
             if self._stop_requested:
                 break
             self.next_round = rnd + 1
@@ -254,7 +262,7 @@ class DilocoTrainer(Trainer):
         averager.set_group_bits(round_bits(rnd))
         control = averager.step(gather=rnd, wait=False, timeout=self.swarm.averaging_timeout)
         future = pool.submit(self._await_round, rnd, control, averager, agreement)
-        return SentRound(rnd, local, future)
+        return SentRound(rnd, local, future, shift=self.rounds_skipped)
 
     def _with_error_feedback(self, delta: list[torch.Tensor]) -> list[torch.Tensor]:
         """Add what compression dropped last round; keep what it drops of this one (per-tensor estimate)."""
@@ -282,6 +290,7 @@ class DilocoTrainer(Trainer):
             reason = f"partial group ({len(group)} of {self.swarm.expected_peers})"
         elif sorted(set(gathered.values())) != [rnd]:
             reason = f"rounds differ in the group: {sorted(set(map(str, gathered.values())))}"
+            return RoundOutcome(rnd, False, reason, len(group), None, behind=rounds_behind(rnd, list(gathered.values())))
         # A partial group or mixed rounds: every member saw the same gathered data and skips alike. Otherwise
         # the members compare what they hold (a member whose round broke late holds nothing, and says so).
         if agreement is not None and reason == "agreed":
@@ -308,6 +317,14 @@ class DilocoTrainer(Trainer):
         if not outcome.applied:
             self.rounds_failed += 1
             log.warning("round %d not applied (%s); its steps ride along in the next round", outcome.round, outcome.reason)
+            # A peer that missed a round's matchmaking stays a round behind for good (groups are the whole swarm,
+            # keyed by round). No round applies without every peer, so the shared state is the same on all:
+            # skipping ahead to the others' round count is safe. Rounds sent after this one (overlap) were behind
+            # by as much, so the skip counts from what had been skipped when this one was sent.
+            needed = pending.shift + outcome.behind - self.rounds_skipped - self.skip_rounds
+            if outcome.behind > 0 and needed > 0:
+                log.warning("this peer is %d round(s) behind the swarm: skipping ahead", needed)
+                self.skip_rounds += needed
             self._metric("round", round=outcome.round, applied=False, reason=outcome.reason, group_size=outcome.group_size,
                          outer_steps=self.shared.step)
             return
@@ -370,6 +387,20 @@ class DilocoTrainer(Trainer):
             "diloco": {"round": next_round, "outer_steps": self.shared.step, "shared": list(self.shared.params),
                        "momentum": list(self.shared.momentum), "inner": self.inner.state_dict()},
         })
+
+
+def rounds_behind(mine: int, group_rounds: Sequence[object]) -> int:
+    """How many rounds ``mine`` trails the round most of the group is on (strictly more than half of it); 0
+    when it does not, or no round holds such a majority. A single member reporting some far-off round moves
+    nobody."""
+    counts: dict[int, int] = {}
+    for r in group_rounds:
+        if isinstance(r, int) and not isinstance(r, bool):
+            counts[r] = counts.get(r, 0) + 1
+    for r, n in counts.items():
+        if 2 * n > len(group_rounds) and r > mine:
+            return r - mine
+    return 0
 
 
 def round_bits(rnd: int) -> str:
