@@ -76,7 +76,7 @@ class RoundOutcome:
     reason: str  # agreed | failed: ... | partial group ... | <agreement reason>
     group_size: int
     delta: list[torch.Tensor] | None  # the swarm's averaged pseudo-gradient when applied
-    behind: int = 0  # rounds differed: how many rounds this peer is behind most of its group (0: not behind)
+    behind: int = 0  # rounds differed: how many rounds this peer is behind all the others of its group (0: not)
 
 
 @dataclass
@@ -390,17 +390,16 @@ class DilocoTrainer(Trainer):
 
 
 def rounds_behind(mine: int, group_rounds: Sequence[object]) -> int:
-    """How many rounds ``mine`` trails the round most of the group is on (strictly more than half of it); 0
-    when it does not, or no round holds such a majority. A single member reporting some far-off round moves
-    nobody."""
-    counts: dict[int, int] = {}
-    for r in group_rounds:
-        if isinstance(r, int) and not isinstance(r, bool):
-            counts[r] = counts.get(r, 0) + 1
-    for r, n in counts.items():
-        if 2 * n > len(group_rounds) and r > mine:
-            return r - mine
-    return 0
+    """How many rounds ``mine`` trails the others of its group (``group_rounds``: every member's round, this
+    peer's included) when all the others are on one round ahead of it; 0 otherwise. One member reporting some
+    far-off round among others on this peer's round moves nobody."""
+    others = list(group_rounds)
+    if mine in others:
+        others.remove(mine)
+    if not others or any(not isinstance(r, int) or isinstance(r, bool) for r in others):
+        return 0
+    ahead = set(others)
+    return ahead.pop() - mine if len(ahead) == 1 and others[0] > mine else 0
 
 
 def round_bits(rnd: int) -> str:
