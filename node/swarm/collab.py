@@ -5,6 +5,12 @@
 - it records how each round went (group size, whether gradients were really
   averaged) and, with the agreement check, applies a round only when the whole
   group holds the same complete result (node.swarm.agreement);
+- gradient rounds meet under a key of their epoch (node.swarm.dht.round_bits):
+  hivemind's matchmaking key is the same for every round, so a peer that
+  missed its epoch's group joined the next epoch's with gradients of older
+  parameters (seen here: a straggler out of step with the group after every
+  round it missed). A peer still looking for its epoch's group when the swarm
+  has moved past that epoch leaves the matchmaking and loads the state;
 - a peer that is behind the swarm loads the swarm's state instead of averaging:
   hivemind lets a peer one epoch behind run the swarm's *current* round with
   its older parameters and then skip ahead, so it keeps other parameters
@@ -16,9 +22,10 @@
   when the round is a few seconds away, and the round then waits for that
   peer's next ``step()`` call, up to a full local step of a straggler (past 4 s
   the others drop it and the round is lost). A straggler (much slower than the
-  others, node.swarm.pace) whose next call would come after the swarm is due
-  to average joins the round with what it accumulated so far instead, and the
-  group starts on time. Peers of the swarm's usual pace keep hivemind's rule.
+  others, node.swarm.pace) in the round's matchmaking joins the round with
+  what it accumulated so far once the round is due within three of its
+  steps, so the group does not wait for its compute. Peers of the swarm's
+  usual pace keep hivemind's rule.
 """
 
 from __future__ import annotations
@@ -34,10 +41,12 @@ from typing import Any
 
 import hivemind
 import torch
+from hivemind.averaging.control import AveragingStage
 from hivemind.utils import get_dht_time
 
 from node.swarm.agreement import Outcome, Record, RoundAgreement, Verdict, sketch
 from node.swarm.config import SwarmConfig
+from node.swarm.dht import round_bits
 from node.swarm.pace import PaceTracker
 from node.swarm.robust import make_aggregator
 from node.swarm.robust_allreduce import GradientTransform, RobustGradientAverager, RoundGroup, WorkerMomentum, chain
@@ -50,7 +59,14 @@ _LOAD_RETRY_S = 1.0  # pause between them: the peers still finishing the last ro
 _LAST_SENT = object()  # _dump_round: what the gradient averager sent last
 _STEP_SAMPLES = 3  # step intervals needed before a peer judges its own pace (median of up to 5)
 _TAG_ALONG_EPOCH_S = 3.0  # after tagging along, how long to wait for the members' records (their epoch)
+_LATE_STEPS = 3  # a straggler joins a round now when the round is due within this many of its (median) steps
+_GROUP_POLL_S = 0.5
+_CANCEL_WAIT_S = 5.0  # how long a cancelled round's matchmaking may take to stop before this peer moves on  # while waiting for a round's group: how often to check that the swarm is still on this epoch
 _NEVER = 2**62  # average_state_every for an epoch change without a parameters' round (no epoch is a multiple)
+
+
+class RoundMissed(Exception):
+    """No group took this peer in for its epoch's round, and the swarm has moved past that epoch."""
 
 
 @dataclass(frozen=True)
@@ -79,9 +95,9 @@ class CollaborativeOptimizer(hivemind.Optimizer):
         self.last_round: RoundResult | None = None
         self.disagreements = 0  # rounds whose group did not agree on the result (discarded or repaired)
         self.round_dump_dir = round_dump_dir  # tests only: what was sent and received each round, as .pt files
-        # this peer held a minority result or other parameters than the group's: load the swarm's state after this
-        # step, of at least this epoch (None: any)
-        self._needs_state: tuple[int | None] | None = None
+        # load the swarm's state after this step, of at least this epoch (None: any), and why: this peer held a
+        # minority result or other parameters than the group's, or the swarm averaged without it
+        self._needs_state: tuple[int | None, str] | None = None
         self._step_returned: float | None = None  # when step() last returned (time.monotonic())
         # seconds between step() calls, not counting step() itself (the compute): median of the latest few; 0 unknown
         self.step_interval = 0.0
@@ -90,6 +106,7 @@ class CollaborativeOptimizer(hivemind.Optimizer):
         super().__init__(*args, **kwargs)
         self._average_state_every = self.average_state_every  # as configured (set to _NEVER for one epoch change)
         self.agreement = RoundAgreement(self.dht, self.run_id, agreement_timeout) if agreement_timeout else None
+        self._key_rounds_to_epoch()
 
     def step(self, *args: Any, **kwargs: Any) -> Any:
         if self._step_returned is not None:
@@ -99,38 +116,46 @@ class CollaborativeOptimizer(hivemind.Optimizer):
             self.step_interval = ordered[len(ordered) // 2] if len(ordered) >= _STEP_SAMPLES else 0.0
         round_before, epoch_before = self.last_round, self.local_epoch
         loss = super().step(*args, **kwargs)
-        if self.local_epoch == epoch_before and self.last_round is round_before and self._would_be_late():
-            log.info("epoch %d: the swarm averages in %.1f s, this peer's next step comes in %.1f s: averaging now",
-                     self.local_epoch, self.tracker.estimated_next_update_time - get_dht_time(), self.step_interval)
+        if self.local_epoch == epoch_before and self.last_round is round_before and self._joins_round_now():
+            log.info("epoch %d: a straggler in the matchmaking (steps of %.1f s; the swarm averages in %.1f s): "
+                     "averaging now", self.local_epoch, self.step_interval,
+                     self.tracker.estimated_next_update_time - get_dht_time())
             self._update_global_epoch(kwargs.get("grad_scaler"))
         loaded = self._needs_state is not None
         if self._needs_state is not None:  # after the step, so hivemind's epoch bookkeeping is complete
-            (min_epoch,), self._needs_state = self._needs_state, None
-            log.warning("epoch %d: this peer's round result or parameters differed from the majority's; loading state",
-                        self.local_epoch)
+            (min_epoch, why), self._needs_state = self._needs_state, None
+            log.warning("epoch %d: %s; loading state", self.local_epoch, why)
             self.load_state_from_peers(min_epoch=min_epoch)
         if self.last_round is not round_before:
             self._dump_parameters(loaded)
         self._step_returned = time.monotonic()
         return loss
 
-    def _would_be_late(self) -> bool:
+    def _joins_round_now(self) -> bool:
         """This peer is a straggler in the matchmaking for the coming round, has gradients to give, and its next
-        step() call (when it would join the round) is expected after the swarm is due to average."""
+        steps could come after the swarm is due to average: it joins the round with what it has now. A group
+        waits for each member's call until the others drop that member and the round is lost for all, and a
+        straggler's steps vary (a 10x slow peer on a busy machine took 6 s for a step that usually took 1, seen
+        here), so it allows for ``_LATE_STEPS`` of its steps, not one."""
         control = self.scheduled_grads
         if self.auxiliary or not self.use_gradient_averaging or self.step_interval <= 0:
             return False
         if control is None or control.triggered or control.done() or self.grad_averager.local_samples_accumulated == 0:
             return False
-        late = get_dht_time() + self.step_interval > self.tracker.estimated_next_update_time
-        return late and self.tracker.is_straggler()
+        late = get_dht_time() + _LATE_STEPS * self.step_interval > self.tracker.estimated_next_update_time
+        return late and self._is_straggler()
+
+    def _is_straggler(self) -> bool:
+        """Much slower than the other peers (node.swarm.pace), by this peer's median step time."""
+        rate = (self.batch_size_per_step or 0) / self.step_interval if self.step_interval > 0 else 0.0
+        return self.tracker.is_straggler(rate)
 
     def _maybe_schedule_gradient_averaging(self) -> None:
         # hivemind joins the matchmaking when the swarm is due to average within matchmaking_time; a straggler
         # whose steps take longer joins as early as one step ahead (at the swarm's due time, so the group still forms
         # when the others are ready), or its next chance would come too late.
         eta = self.tracker.estimated_next_update_time - get_dht_time()
-        if eta <= self.matchmaking_time or eta > self.step_interval or not self.tracker.is_straggler():
+        if eta <= self.matchmaking_time or eta > self.step_interval or not self._is_straggler():
             super()._maybe_schedule_gradient_averaging()
             return
         if self.scheduled_grads is None or self.scheduled_grads.triggered or self.scheduled_grads.done():
@@ -176,6 +201,12 @@ class CollaborativeOptimizer(hivemind.Optimizer):
             super()._update_global_epoch(grad_scaler)
         finally:
             self.average_state_every = self._average_state_every
+            self._key_rounds_to_epoch()
+
+    def _key_rounds_to_epoch(self) -> None:
+        """Look for the next gradient round's group under this peer's epoch only."""
+        if self.use_gradient_averaging and getattr(self, "grad_averager", None) is not None:
+            self.grad_averager.set_group_bits(round_bits(self.local_epoch))
 
     def _dump_parameters(self, loaded: bool) -> None:
         """Tests: the parameters this peer starts its new epoch with (after loading state, when the round told it
@@ -217,15 +248,23 @@ class CollaborativeOptimizer(hivemind.Optimizer):
                 break
             log.info("loaded the state of epoch %d, the swarm is at %d: loading again", self.local_epoch, wanted)
             time.sleep(_LOAD_RETRY_S)
+        self._key_rounds_to_epoch()
 
     def _leave_scheduled_rounds(self) -> None:
         """Before loading state, leave the rounds this peer joined the matchmaking for as hivemind does: a
         gradient round with weight 0 (cancelling it can cross the group's forming; seen here: "Can't
         set_result to a future that is CANCELLED" after the group ran with this peer), the parameters' round
         cancelled (hivemind's ``_update_global_epoch`` does so with one it will not use; waiting for it
-        would make the load land after the swarm's next round)."""
-        if self.scheduled_grads is not None and not self.scheduled_grads.done():
-            self._tag_along_with_zero_weight(self.scheduled_grads)
+        would make the load land after the swarm's next round). A peer behind the swarm that is still looking for
+        its epoch's group cancels instead: no group of that epoch will form (the others are past it), and tagging
+        along would wait for the matchmaking's deadline."""
+        control = self.scheduled_grads
+        if control is not None and not control.done():
+            behind = self.tracker.global_epoch > self.local_epoch
+            if behind and not control.triggered and control.stage is AveragingStage.LOOKING_FOR_GROUP:
+                self._cancel_matchmaking(control)
+            else:
+                self._tag_along_with_zero_weight(control)
         if self.scheduled_state is not None and not self.scheduled_state.done():
             self.scheduled_state.cancel()
         self.scheduled_grads = self.scheduled_state = None
@@ -280,11 +319,14 @@ class CollaborativeOptimizer(hivemind.Optimizer):
         complete, reduced_all = True, True
         failed: tuple[str, ...] = ()
         try:
-            gathered = maybe_step_control.result(self.averaging_timeout)
+            gathered = self._await_group(maybe_step_control, epoch)
             group = [peer.to_base58() for peer in gathered]
             if isinstance(gathered, RoundGroup):
                 round_id, complete, reduced_all, failed = (gathered.group_id.hex(), gathered.complete,
                                                            gathered.reduced_all, gathered.failed)
+        except RoundMissed:
+            self._skip_missed_round(epoch)
+            return
         except BaseException as e:  # hivemind's contract: any failure falls back to local gradients
             if isinstance(e, KeyboardInterrupt):
                 raise
@@ -315,13 +357,56 @@ class CollaborativeOptimizer(hivemind.Optimizer):
                     t.zero_()
             self._load_averaged_gradients_into_optimizer_()
             if verdict.outcome is Outcome.LOAD_STATE:
-                self._needs_state = (verdict.load_epoch,)
+                self._needs_state = (verdict.load_epoch, "this peer's result or parameters differed from the majority's")
                 # No parameters' round at this epoch change (hivemind decides on it right after this call): this
                 # peer replaces its parameters right after the step, and loading waits for a round it is in (~5 s:
                 # the load then lands after the swarm's next round, and the peer is behind again, round after round).
                 self.average_state_every = _NEVER
         self.last_round = RoundResult(epoch=epoch, group_size=len(group or []) or 1, averaged=verdict.agreed,
                                       agreement=verdict.reason, round_id=round_id)
+
+    def _await_group(self, control: Any, epoch: int) -> Any:
+        """The round's outcome (its group), as hivemind's ``control.result(averaging_timeout)``; raises RoundMissed
+        when no group has taken this peer in yet and the swarm is past this epoch already (its progress records,
+        read from the DHT: the tracker does not fetch while this peer is in a round)."""
+        deadline = time.monotonic() + self.averaging_timeout
+        while True:
+            try:
+                return control.result(timeout=max(0.0, min(_GROUP_POLL_S, deadline - time.monotonic())))
+            except TimeoutError:
+                if time.monotonic() >= deadline:
+                    raise
+            if control.stage is AveragingStage.LOOKING_FOR_GROUP:
+                swarm_epoch = self.tracker.fetch_swarm_epoch()
+                if swarm_epoch is not None and swarm_epoch > epoch and self._cancel_matchmaking(control):
+                    raise RoundMissed(f"the swarm is at epoch {swarm_epoch}")
+
+    @staticmethod
+    def _cancel_matchmaking(control: Any) -> bool:
+        """Cancel a round still in its matchmaking, and wait (a few seconds at most) until the averager has let
+        it go: the averager looks for groups under its *current* key, so a cancelled search still running when
+        this peer moves on to the next epoch's key could join that epoch's group as a member this peer's
+        optimizer knows nothing of (seen here: the others waited for its agreement record and lost the round)."""
+        if not control.cancel():
+            return False
+        deadline = time.monotonic() + _CANCEL_WAIT_S
+        while control.stage is not AveragingStage.FINISHED and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if control.stage is not AveragingStage.FINISHED:
+            log.warning("a cancelled averaging round is still %s after %.0f s", control.stage.name, _CANCEL_WAIT_S)
+        return True
+
+    def _skip_missed_round(self, epoch: int) -> None:
+        """The swarm averaged this epoch's gradients without this peer: apply no update, and load the swarm's
+        state right after the step (as after a round this peer held a minority result of)."""
+        log.info("epoch %d: the swarm finished this epoch's round without this peer; loading its state", epoch)
+        with torch.no_grad(), self.grad_averager.get_tensors() as averaged:
+            for t in averaged:
+                t.zero_()
+        self._load_averaged_gradients_into_optimizer_()
+        self._needs_state = (epoch + 1, "the swarm averaged without this peer")
+        self.average_state_every = _NEVER
+        self.last_round = RoundResult(epoch=epoch, group_size=1, averaged=False, agreement="behind")
 
     def _use_round_without_check(self, epoch: int, group: list[str] | None) -> None:
         if group is None:
@@ -398,7 +483,9 @@ def make_optimizer(
         # Parameters are averaged in the background so a slow peer does not stall the others' steps.
         delay_state_averaging=True,
         # Progress records of a dead peer expire after this, so survivors stop counting its samples.
-        tracker_opts=dict(metadata_expiration=20.0),
+        # Every peer refreshes its view of the swarm's progress at least every 2 s (hivemind's default is 10 s, and a
+        # slow start makes its first estimates far too long: a straggler then missed the first round, seen here).
+        tracker_opts=dict(metadata_expiration=20.0, max_refresh_period=2.0),
         verbose=False,
     )
 

@@ -67,3 +67,10 @@ def peer_id_of(dht: hivemind.DHT) -> PeerId:
 def visible_maddrs(dht: hivemind.DHT) -> list[str]:
     """Addresses other peers can use as --initial-peers to join through this one."""
     return [str(a) for a in dht.get_visible_maddrs()]
+
+
+def round_bits(rnd: int) -> str:
+    """The matchmaking group bits of round (or epoch) ``rnd``: an averager looks for its group under its prefix and
+    these bits, so peers on different rounds never meet in one group (16 bits: rounds 65536 apart share a key,
+    never in practice)."""
+    return format(rnd % 2**16, "016b")

@@ -58,6 +58,27 @@ class PaceTracker(ProgressTracker):
             self.other_rates = rates
         return super()._parse_swarm_progress_data(metadata)
 
-    def is_straggler(self) -> bool:
-        """This peer is much slower than the others (see ``is_straggler``)."""
-        return is_straggler(float(self.performance_ema.samples_per_second), self.other_rates)
+    def fetch_swarm_epoch(self) -> int | None:
+        """The highest epoch a training peer reports in the DHT right now (None: no record), read directly: the
+        tracker stops fetching while its peer is in a round (``pause_updates``)."""
+        found = self.dht.get(self.training_progress_key, latest=True)
+        records = getattr(found, "value", None)
+        if not isinstance(records, dict):
+            return None
+        epochs = []
+        for record in records.values():
+            try:
+                progress = LocalTrainingProgress.parse_obj(record.value)
+            except Exception:  # as in _parse_swarm_progress_data: a bad record tells nothing
+                continue
+            if not progress.client_mode:
+                epochs.append(progress.epoch)
+        return max(epochs, default=None)
+
+    def is_straggler(self, own_rate: float) -> bool:
+        """This peer, training at ``own_rate`` samples/s, is much slower than the others (see ``is_straggler``).
+
+        Its own rate comes from the caller's median step time, not from this tracker's average: that one counts
+        every pause between steps outside a round (start-up, the work at an epoch's end), and a fast peer that
+        took it for its pace judged itself a straggler, then stayed one (seen here)."""
+        return is_straggler(own_rate, self.other_rates)

@@ -9,6 +9,16 @@ the round before loading: its matchmaking and all-reduce, ~5 s here, after
 which the loaded state is often one round old already and the peer is behind
 again (node.swarm.collab). ``LoadSafeStateAverager`` instead drops the result of
 a round whose snapshot predates the last load, so loading need not wait.
+
+It also serves a consistent state to peers that load it. hivemind raises the
+epoch counter before its optimizer step runs (in a background thread) and
+reads the state without the optimizer's lock, so a peer loading right at an
+epoch change could get the new epoch's number with the old epoch's
+parameters, or parameters half way through the step (seen here: a straggler
+that loaded state right after a round it missed was out of step with every
+other peer at the next round, and loaded again, round after round). Here the
+state is read under the optimizer's lock and labelled with the epoch its
+parameters belong to.
 """
 
 from __future__ import annotations
@@ -27,7 +37,23 @@ class LoadSafeStateAverager(TrainingStateAverager):
 
     def __init__(self, **kwargs: Any) -> None:
         self._snapshot_before_load = False  # the current snapshot (delta rule) predates the last load
+        self._params_epoch = 0  # the epoch the parameters and optimizer statistics belong to
         super().__init__(**kwargs)
+
+    def _update_scheduler(self) -> None:
+        # hivemind calls this right after each optimizer step (under the optimizer's lock) and after loading state:
+        # the two moments the parameters catch up with ``local_epoch``.
+        super()._update_scheduler()
+        self._params_epoch = self.local_epoch
+
+    def get_current_state(self) -> Any:
+        """hivemind's state for a peer that loads it, never mid-step, labelled with its parameters' epoch (one
+        less than ``local_epoch`` between the epoch change and the optimizer step: the loader then sees a state
+        older than the swarm's and downloads again)."""
+        with self.lock_optimizer:
+            metadata, tensors, infos = super().get_current_state()
+            metadata["epoch"] = min(metadata["epoch"], self._params_epoch)
+        return metadata, tensors, infos
 
     # hivemind's round sets `_old_tensors` (its snapshot, in the background thread) right before it averages;
     # a property notices each new snapshot.

@@ -44,7 +44,7 @@ import torch
 
 from node.swarm import barrier, codecs
 from node.swarm.agreement import Outcome, RoundAgreement, sketch
-from node.swarm.dht import peer_id_of, start_dht, visible_maddrs
+from node.swarm.dht import peer_id_of, round_bits, start_dht, visible_maddrs
 from node.swarm.outer import OuterState, initial_state, outer_step, pseudo_gradient
 from node.swarm.pseudo_averager import PseudoGradientAverager
 from node.swarm.robust import make_aggregator
@@ -400,11 +400,6 @@ def rounds_behind(mine: int, group_rounds: Sequence[object]) -> int:
         return 0
     ahead = set(others)
     return ahead.pop() - mine if len(ahead) == 1 and others[0] > mine else 0
-
-
-def round_bits(rnd: int) -> str:
-    """The matchmaking group bits of round ``rnd`` (16 bits: rounds 65536 apart share a key, never in practice)."""
-    return format(rnd % 2**16, "016b")
 
 
 def param_digest_of(tensors: Sequence[torch.Tensor]) -> str:

@@ -32,3 +32,25 @@ def test_a_round_snapshotted_before_a_load_is_dropped_and_a_later_one_applies():
     finally:
         averager.shutdown()
         dht.shutdown()
+
+
+def test_the_state_served_to_loaders_is_labelled_with_its_parameters_epoch():
+    """hivemind raises the epoch before the optimizer step runs; a loader in between must not get the new epoch's
+    number with the old epoch's parameters."""
+    dht = hivemind.DHT(start=True)
+    param = torch.nn.Parameter(torch.zeros(4))
+    averager = LoadSafeStateAverager(dht=dht, prefix="load-safe-epoch", optimizer=lambda p: torch.optim.SGD(p, lr=1.0),
+                                     params=[param], start=True)
+    try:
+        param.grad = torch.ones(4)
+        averager.local_epoch += 1  # what hivemind's step(increment_epoch=True) does first
+        metadata, tensors, _ = averager.get_current_state()
+        assert metadata["epoch"] == 0 and torch.equal(tensors[0], torch.zeros(4))  # the old parameters, labelled so
+
+        averager.local_epoch -= 1
+        averager.step(increment_epoch=True, optimizer_step=True)  # the whole epoch change, optimizer step included
+        metadata, tensors, _ = averager.get_current_state()
+        assert metadata["epoch"] == 1 and torch.equal(tensors[0], torch.full((4,), -1.0))
+    finally:
+        averager.shutdown()
+        dht.shutdown()

@@ -8,8 +8,8 @@ forward and backward it sleeps 9 times as long), so one of its steps takes about
 
 hivemind puts a peer in a round's group a few seconds before the round, and the round then waits for the
 peer's next ``step()`` call: up to a whole straggler step (past 4 s the others drop it and the round is
-lost). Here a peer whose next call would come after the swarm is due to average averages what it has
-right away (node.swarm.collab), and a round it is mid-step for goes on without it. Asserted: the fast
+lost). Here a straggler averages what it has as soon as it is in a round's matchmaking (node.swarm.collab),
+and a round whose matchmaking it missed goes on without it (it then loads the state, and joins the next). Asserted: the fast
 peers keep their pace (seconds per epoch within 1.5x the baseline's) and apply their rounds; the
 straggler averages in rounds to the end with a fraction of the others' steps (the group did not wait for
 its share); after any round it missed it averages in a later one again; and after every round it shared
