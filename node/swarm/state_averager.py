@@ -38,13 +38,16 @@ class LoadSafeStateAverager(TrainingStateAverager):
     def __init__(self, **kwargs: Any) -> None:
         self._snapshot_before_load = False  # the current snapshot (delta rule) predates the last load
         self._params_epoch = 0  # the epoch the parameters and optimizer statistics belong to
+        self._loading = self._load_applied = False  # in load_state_from_peers; it replaced the state
         super().__init__(**kwargs)
 
     def _update_scheduler(self) -> None:
-        # hivemind calls this right after each optimizer step (under the optimizer's lock) and after loading state:
-        # the two moments the parameters catch up with ``local_epoch``.
+        # hivemind calls this right after each optimizer step (under the optimizer's lock) and at the end of a
+        # load that replaced the state: the two moments the parameters catch up with ``local_epoch``.
         super()._update_scheduler()
         self._params_epoch = self.local_epoch
+        if self._loading:
+            self._load_applied = True
 
     def get_current_state(self) -> Any:
         """hivemind's state for a peer that loads it, never mid-step, labelled with its parameters' epoch (one
@@ -67,8 +70,12 @@ class LoadSafeStateAverager(TrainingStateAverager):
         self._snapshot_before_load = False
 
     def load_state_from_peers(self, **kwargs: Any) -> Any:
-        loaded = super().load_state_from_peers(**kwargs)
-        if self._old_tensors is not None:
+        self._loading, self._load_applied = True, False
+        try:
+            loaded = super().load_state_from_peers(**kwargs)
+        finally:
+            self._loading = False
+        if self._load_applied and self._old_tensors is not None:  # a failed download leaves the parameters be
             self._snapshot_before_load = True
         return loaded
 

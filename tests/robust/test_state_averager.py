@@ -1,5 +1,7 @@
 """LoadSafeStateAverager: a background parameters' round that began before a load does not touch the loaded state."""
 
+from unittest.mock import patch
+
 import hivemind
 import torch
 
@@ -20,9 +22,16 @@ def test_a_round_snapshotted_before_a_load_is_dropped_and_a_later_one_applies():
                     t.fill_(average)
 
         finish_round(snapshot=0.0, average=1.0)
-        averager.load_state_from_peers(timeout=1.0)  # no peers to load from: what matters is that it happened
+        averager.load_state_from_peers(timeout=1.0)  # no peer to load from: the download fails, nothing changes
+        averager._apply_averaging_results_()
+        assert torch.allclose(param.detach(), torch.full((4,), 1.0))  # so the round's delta (+1) still applies
+
+        finish_round(snapshot=1.0, average=2.0)
         with torch.no_grad():
-            param.fill_(5.0)  # stands for the loaded parameters
+            param.fill_(5.0)
+        state = averager.get_current_state()[:2]  # a peer's state: parameters 5
+        with patch.object(hivemind.DecentralizedAverager, "load_state_from_peers", return_value=state):
+            averager.load_state_from_peers(timeout=1.0)
         averager._apply_averaging_results_()
         assert torch.equal(param.detach(), torch.full((4,), 5.0))  # the stale delta (+1) was dropped
 
