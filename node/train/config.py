@@ -15,6 +15,7 @@ class TrainConfig:
     lr: float = 4e-3  # AdamW learning rate after warm-up, tuned for a global batch of ~128 x 128 bytes
     warmup_epochs: int = 3  # collaborative epochs of linear warm-up; the scheduler follows the global epoch
     weight_decay: float = 0.01
+    max_grad_norm: float = 1.0  # sync mode: clip the averaged gradients' total norm to this (0: off; node.train.optim)
     max_epochs: int = 60  # stop after this many collaborative epochs (optimizer steps of the swarm)
     device: str = "auto"  # auto | cpu | cuda; auto picks CUDA when torch sees a GPU
     threads: int = 1  # torch CPU threads; N local peers on few cores must not oversubscribe them

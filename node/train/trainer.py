@@ -30,6 +30,7 @@ from node.train.checkpoint import load_checkpoint, save_checkpoint
 from node.train.config import TrainConfig
 from node.train.data import Corpus, assigned_batch, demo_corpus, val_batches, vetted_corpus
 from node.train.model import GPT, build_model
+from node.train.optim import ClippedAdamW
 from node.train.sketch import STOP_FLUSH_S, make_recorder
 from protocol.errors import CheckpointError, ConfigError, PeersNotFound
 from protocol.types import Epoch, PeerId, RunId
@@ -189,7 +190,8 @@ class Trainer:
             dht,
             self.swarm,
             params=model.parameters(),
-            optimizer=lambda params: torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay),
+            optimizer=lambda params: ClippedAdamW(params, cfg.max_grad_norm, lr=cfg.lr, betas=(0.9, 0.95),
+                                                  weight_decay=cfg.weight_decay),
             scheduler=lambda o: torch.optim.lr_scheduler.LambdaLR(o, lr_at),
             batch_size_per_step=cfg.batch_size,
             **(self.faults.optimizer_hooks() if self.faults is not None else {}),
