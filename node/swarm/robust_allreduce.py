@@ -191,6 +191,10 @@ class RobustAllReduceRunner(AllReduceRunner):
             yield message
 
 
+async def _keep_key(group_info: Any) -> None:
+    """Instead of hivemind's ``GroupKeyManager.update_key_on_group_assembled``: the key stays as it is."""
+
+
 class RobustGradientAverager(GradientAverager):
     """``GradientAverager`` that reduces with ``aggregator`` and sends ``transform(accumulated gradients)``.
 
@@ -214,6 +218,19 @@ class RobustGradientAverager(GradientAverager):
         # group id -> (complete, reduced_all, failed) of the runner (RoundGroup); in the averager's process
         self._health: dict[bytes, tuple[bool, bool, tuple[str, ...]]] = {}
         super().__init__(parameters, **kwargs)
+
+    # The optimizer keys each epoch's matchmaking with group bits (node.swarm.collab). hivemind moves each member
+    # of an assembled group to a bucket of its own (new group bits), so a retry after a failed all-reduce would
+    # look under a key nobody else has and miss the epoch's round; the matchmaking (built in the averager's
+    # process) keeps the epoch's key instead.
+    @property
+    def _matchmaking(self) -> Any:
+        return self.__dict__.get("_epoch_keyed_matchmaking")
+
+    @_matchmaking.setter
+    def _matchmaking(self, matchmaking: Any) -> None:
+        matchmaking.group_key_manager.update_key_on_group_assembled = _keep_key
+        self.__dict__["_epoch_keyed_matchmaking"] = matchmaking
 
     @torch.no_grad()
     def load_accumulators_into_averager_(self) -> None:
