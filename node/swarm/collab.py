@@ -367,8 +367,9 @@ class CollaborativeOptimizer(hivemind.Optimizer):
 
     def _await_group(self, control: Any, epoch: int) -> Any:
         """The round's outcome (its group), as hivemind's ``control.result(averaging_timeout)``; raises RoundMissed
-        when no group has taken this peer in yet and the swarm is past this epoch already (its progress records,
-        read from the DHT: the tracker does not fetch while this peer is in a round)."""
+        when no group has taken this peer in by the round's scheduled time and the swarm is past this epoch
+        already (its progress records, read from the DHT: the tracker does not fetch while this peer is in a
+        round)."""
         deadline = time.monotonic() + self.averaging_timeout
         while True:
             try:
@@ -376,7 +377,8 @@ class CollaborativeOptimizer(hivemind.Optimizer):
             except TimeoutError:
                 if time.monotonic() >= deadline:
                     raise
-            if control.stage is AveragingStage.LOOKING_FOR_GROUP:
+            # only once the group should have formed: every waiting peer polling the DHT loads it (2 cores here)
+            if control.stage is AveragingStage.LOOKING_FOR_GROUP and get_dht_time() > control.scheduled_time:
                 swarm_epoch = self.tracker.fetch_swarm_epoch()
                 if swarm_epoch is not None and swarm_epoch > epoch and self._cancel_matchmaking(control):
                     raise RoundMissed(f"the swarm is at epoch {swarm_epoch}")
