@@ -34,6 +34,7 @@ often left the round in the matchmaking (node.swarm.step_control).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -255,6 +256,26 @@ class CollaborativeOptimizer(hivemind.Optimizer):
             log.info("loaded the state of epoch %d, the swarm is at %d: loading again", self.local_epoch, wanted)
             time.sleep(_LOAD_RETRY_S)
         self._key_rounds_to_epoch()
+        self._join_matchmaking_now()
+
+    def _join_matchmaking_now(self) -> None:
+        """After a load: join this epoch's matchmaking at once, for the time the swarm is due to average.
+
+        hivemind joins at the first step within ``matchmaking_time`` of that time. A peer that loads the state
+        mid-epoch (it missed a round) often finds the others in the matchmaking already; by its next step their
+        group had formed, it missed that round too, loaded again, and so on (seen in the demo: 7 rounds in a row
+        after one evaluation made the first peer late). In the matchmaking now, it joins their group."""
+        if self.auxiliary or not self.use_gradient_averaging or self.scheduled_grads is not None:
+            return
+        self.tracker.refresh()
+        due = self.tracker.estimated_next_update_time
+        if self.tracker.global_epoch != self.local_epoch or not math.isfinite(due):
+            return  # still behind (the next step loads again), or no pace known yet: hivemind's rule decides
+        # the round's deadline is counted from now: keep the due time well inside it
+        due = min(due, get_dht_time() + self.averaging_timeout / 2)
+        log.debug("epoch %d: joining the matchmaking after the load (the swarm averages in %.1f s)",
+                  self.local_epoch, due - get_dht_time())
+        self.scheduled_grads = self.grad_averager.schedule_step(scheduled_time=due, timeout=self.averaging_timeout)
 
     def _leave_scheduled_rounds(self) -> None:
         """Before loading state, leave the rounds this peer joined the matchmaking for as hivemind does: a
