@@ -117,8 +117,20 @@ def test_zero_weight_senders_are_left_out():
 
 def test_centered_clip_with_fixed_tau_bounds_each_senders_pull():
     x = torch.tensor([[0.0, 0.0], [0.0, 0.0], [1e6, 0.0]])
-    out = CenteredClipAggregator(tau=1.0, iterations=1).aggregate(x, torch.ones(3))
+    out = CenteredClipAggregator(tau=1.0, iterations=1, reject_beyond=None).aggregate(x, torch.ones(3))
     assert float(out[0]) == pytest.approx(1.0 / 3)  # clipped to radius 1, one vote of three
+
+
+def test_centered_clip_leaves_out_a_sender_far_beyond_the_others_and_keeps_a_near_one():
+    honest = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    far = torch.tensor([[-1000.0, -1000.0]])
+    out = centered_clip(torch.cat([honest, far]))
+    # the honest senders' mean, up to the start (the median of all four) and 3 iterations: the far one had no say
+    assert float((out - honest.mean(dim=0)).norm()) < 0.02
+    clipped_only = centered_clip(torch.cat([honest, far]), reject_beyond=None)
+    assert float((clipped_only - honest.mean(dim=0)).norm()) > 0.1  # clipping alone still lets it pull
+    near = torch.tensor([[2.0, 2.0]])  # within 3 median distances: clipped, not left out
+    assert not torch.allclose(centered_clip(torch.cat([honest, near])), centered_clip(honest), atol=1e-3)
 
 
 def test_unknown_names_and_bad_parameters_are_config_errors():
