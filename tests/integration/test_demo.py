@@ -4,9 +4,9 @@ Acceptance of the walking skeleton (issue 2, point 1): the held-out loss falls f
 most 2.5 nats per byte, and training takes at most 10 minutes on 2 CPU cores.
 
 The demo trains on vetted shards, which vetting decontaminates (paragraphs sharing a 13-gram with the
-held-out split are dropped), so the peak learning rate matters: 1e-3 reaches 2.08 nats/byte after 60 epochs
-(408 s of training here); the node's default 4e-3 stalls near 3.3 on this data. This is the suite's longest
-test (~7 min).
+held-out split are dropped), so the peak learning rate matters: 1e-3 reaches 2.09 nats/byte after 60 epochs
+(413-545 s of training here); the node's default 4e-3 stalls near 3.3 on this data. This is the suite's
+longest test (~7-10 min).
 """
 
 import json
