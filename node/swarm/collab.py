@@ -267,7 +267,11 @@ class CollaborativeOptimizer(hivemind.Optimizer):
         after one evaluation made the first peer late). In the matchmaking now, it joins their group."""
         if self.auxiliary or not self.use_gradient_averaging or self.scheduled_grads is not None:
             return
-        self.tracker.refresh()
+        try:
+            self.tracker.refresh()
+        except Exception as e:  # the DHT shutting down, say: hivemind's rule joins at a later step
+            log.debug("could not read the swarm's progress after the load (%r)", e)
+            return
         due = self.tracker.estimated_next_update_time
         if self.tracker.global_epoch != self.local_epoch or not math.isfinite(due):
             return  # still behind (the next step loads again), or no pace known yet: hivemind's rule decides
