@@ -26,9 +26,6 @@
   what it accumulated so far once the round is due within three of its
   steps, so the group does not wait for its compute. Peers of the swarm's
   usual pace keep hivemind's rule.
-
-Importing this module also fixes hivemind's cancellation of a round, which
-often left the round in the matchmaking (node.swarm.step_control).
 """
 
 from __future__ import annotations
@@ -55,9 +52,6 @@ from node.swarm.pace import PaceTracker
 from node.swarm.robust import make_aggregator
 from node.swarm.robust_allreduce import GradientTransform, RobustGradientAverager, RoundGroup, WorkerMomentum, chain
 from node.swarm.state_averager import LoadSafeStateAverager
-from node.swarm.step_control import install as install_round_cancel_fix
-
-install_round_cancel_fix()
 
 log = logging.getLogger(__name__)
 

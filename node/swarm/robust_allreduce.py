@@ -32,6 +32,11 @@ from hivemind.utils import get_dht_time
 from hivemind.utils.asyncio import as_aiter, azip
 
 from node.swarm.robust import Aggregator
+from node.swarm.step_control import install as install_round_cancel_fix
+
+# every averager of hivenet (sync and DiLoCo) is built from this module: hivemind's cancellation of a round
+# often left the round in the matchmaking (node.swarm.step_control)
+install_round_cancel_fix()
 
 log = logging.getLogger(__name__)
 
