@@ -70,7 +70,8 @@ def test_monitor_sees_every_peer_within_5s_and_doctor_is_all_green(tmp_path):
                                  "bootstrap handshake", "chain", "contracts", "broker", "disk space"}
                 assert net.wait_finished(timeout=180), "testnet did not finish"
                 # Each peer's last will or final status says it stopped.
-                assert wait_until(lambda: all(r.get("daemon_stage") in ("stopped", "offline") for r in seen.peers()), 15)
+                assert wait_until(lambda: all(r.get("daemon_stage") in ("stopped", "offline") for r in seen.peers()), 15), \
+                    [(r.peer_id[-6:], r.get("daemon_stage"), r.stage, round(time.time() - r.last_seen, 1)) for r in seen.peers()]
         finally:
             starter.join(120)
             net.stop()
