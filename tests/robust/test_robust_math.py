@@ -124,13 +124,13 @@ def test_centered_clip_with_fixed_tau_bounds_each_senders_pull():
 def test_centered_clip_leaves_out_a_sender_far_beyond_the_others_and_keeps_a_near_one():
     honest = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     far = torch.tensor([[-1000.0, -1000.0]])
-    out = centered_clip(torch.cat([honest, far]))
+    out = centered_clip(torch.cat([honest, far]), reject_beyond=3.0)
     # the honest senders' mean, up to the start (the median of all four) and 3 iterations: the far one had no say
     assert float((out - honest.mean(dim=0)).norm()) < 0.02
-    clipped_only = centered_clip(torch.cat([honest, far]), reject_beyond=None)
+    clipped_only = centered_clip(torch.cat([honest, far]))  # the default: clipped, not left out
     assert float((clipped_only - honest.mean(dim=0)).norm()) > 0.1  # clipping alone still lets it pull
     near = torch.tensor([[2.0, 2.0]])  # within 3 median distances: clipped, not left out
-    assert not torch.allclose(centered_clip(torch.cat([honest, near])), centered_clip(honest), atol=1e-3)
+    assert not torch.allclose(centered_clip(torch.cat([honest, near]), reject_beyond=3.0), centered_clip(honest), atol=1e-3)
 
 
 def test_unknown_names_and_bad_parameters_are_config_errors():
