@@ -49,7 +49,11 @@ def test_shared_parameters_are_identical_after_every_outer_step(tmp_path, compre
     # vector; how parts fall on peers varies a little), 1 byte a value in 8 bits, plus block scales and headers
     sent = sum(f["bytes_sent"] for f in finals)
     assert 3 * 4 / 3 * params * len(rounds) <= sent <= 3 * 4 / 3 * params * ROUNDS * 1.1
-    assert sum(f["bytes_received"] for f in finals) == sent
+    received = sum(f["bytes_received"] for f in finals)
+    if len(rounds) == ROUNDS:
+        assert received == sent
+    else:  # a round that failed half way: what was in flight when it broke was sent and never received
+        assert 0 < received <= sent, (received, sent)
     # Every peer applied the same rounds: a round is applied by the whole swarm or by nobody. (A round can
     # fail on a loaded machine, e.g. a reducer's stream cut short; then all skip it and its steps ride along.)
     assert len({tuple(rounds_) for rounds_ in applied_sets.values()}) == 1, applied_sets
