@@ -58,17 +58,21 @@ class PaceTracker(ProgressTracker):
             self.other_rates = rates
         return super()._parse_swarm_progress_data(metadata)
 
+    def _read_records(self) -> Any:
+        """Every peer's progress record in the DHT now (a dict; None when there is none)."""
+        return getattr(self.dht.get(self.training_progress_key, latest=True), "value", None)
+
     def refresh(self) -> None:
-        """Read the swarm's progress from the DHT now, not at the background fetch's next turn (up to 2 s away)."""
-        found = self.dht.get(self.training_progress_key, latest=True)
+        """Read the swarm's progress from the DHT now, not at the background fetch's next turn (up to 2 s away).
+        Not while this peer is in a round: the tracker is paused then (``fetch_swarm_epoch`` reads instead)."""
+        records = self._read_records()
         with self.lock_global_progress:
-            self.global_progress = self._parse_swarm_progress_data(getattr(found, "value", None))
+            self.global_progress = self._parse_swarm_progress_data(records)
 
     def fetch_swarm_epoch(self) -> int | None:
         """The highest epoch a training peer reports in the DHT right now (None: no record), read directly: the
         tracker stops fetching while its peer is in a round (``pause_updates``)."""
-        found = self.dht.get(self.training_progress_key, latest=True)
-        records = getattr(found, "value", None)
+        records = self._read_records()
         if not isinstance(records, dict):
             return None
         epochs = []
