@@ -34,7 +34,8 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -103,6 +104,7 @@ class CollaborativeOptimizer(hivemind.Optimizer):
         # seconds between step() calls, not counting step() itself (the compute): median of the latest few; 0 unknown
         self.step_interval = 0.0
         self._intervals: deque[float] = deque(maxlen=2 * _STEP_SAMPLES - 1)
+        self._off_pace_s = 0.0  # time since step() last returned that the caller spent on other work (off_pace)
         self._next_round_epoch: int | None = None  # after tagging along: the epoch that round's members move on to
         super().__init__(*args, **kwargs)
         self._average_state_every = self.average_state_every  # as configured (set to _NEVER for one epoch change)
@@ -111,7 +113,7 @@ class CollaborativeOptimizer(hivemind.Optimizer):
 
     def step(self, *args: Any, **kwargs: Any) -> Any:
         if self._step_returned is not None:
-            self._intervals.append(time.monotonic() - self._step_returned)
+            self._intervals.append(max(0.0, time.monotonic() - self._step_returned - self._off_pace_s))
             # the median: one long pause between steps (a checkpoint, an evaluation, the start barrier) is no pace
             ordered = sorted(self._intervals)
             self.step_interval = ordered[len(ordered) // 2] if len(ordered) >= _STEP_SAMPLES else 0.0
@@ -129,8 +131,19 @@ class CollaborativeOptimizer(hivemind.Optimizer):
             self.load_state_from_peers(min_epoch=min_epoch)
         if self.last_round is not round_before:
             self._dump_parameters(loaded)
-        self._step_returned = time.monotonic()
+        self._step_returned, self._off_pace_s = time.monotonic(), 0.0
         return loss
+
+    @contextmanager
+    def off_pace(self) -> Iterator[None]:
+        """Work between steps that is not training (an evaluation, a checkpoint, a receipt at an epoch's end):
+        its time does not count as this peer's step time, so such work does not make it a straggler (seen in a
+        scenario: a peer that evaluated every epoch judged itself one)."""
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self._off_pace_s += time.monotonic() - started
 
     def _joins_round_now(self) -> bool:
         """This peer is a straggler in the matchmaking for the coming round, has gradients to give, and its next

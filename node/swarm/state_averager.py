@@ -19,6 +19,15 @@ that loaded state right after a round it missed was out of step with every
 other peer at the next round, and loaded again, round after round). Here the
 state is read under the optimizer's lock and labelled with the epoch its
 parameters belong to.
+
+Finally, a background round's result is applied at an epoch boundary only
+(hivemind applies it at whichever local step comes after the round ends).
+The parameters then stay the same through an epoch, so every gradient of an
+epoch is computed on the parameters its work receipt names
+(``node.train.sketch``), and peers that apply the same round do so at the
+same point of training. (Seen in CI: epoch-start parameters of three peers
+that agreed on the previous round differed, and an honest receipt was
+rejected as naming parameters nobody else used.)
 """
 
 from __future__ import annotations
@@ -48,6 +57,17 @@ class LoadSafeStateAverager(TrainingStateAverager):
         self._params_epoch = self.local_epoch
         if self._loading:
             self._load_applied = True
+
+    def step(self, wait_for_delayed_updates: bool | None = None, apply_delayed_updates: bool = True,
+             increment_epoch: bool = False, **kwargs: Any) -> Any:
+        # hivemind's Optimizer.step calls step(apply_delayed_updates=True) and nothing else before every local
+        # step: such a call leaves the result for the next epoch boundary. Every other call (an epoch change,
+        # an optimizer step, a wait for the round at a load or the end) applies it as hivemind does.
+        updates_state = increment_epoch or bool(wait_for_delayed_updates) or any(
+            kwargs.get(k) for k in ("optimizer_step", "zero_grad", "averaging_round"))
+        return super().step(wait_for_delayed_updates=wait_for_delayed_updates,
+                            apply_delayed_updates=apply_delayed_updates and updates_state,
+                            increment_epoch=increment_epoch, **kwargs)
 
     def get_current_state(self) -> Any:
         """hivemind's state for a peer that loads it, never mid-step, labelled with its parameters' epoch (one

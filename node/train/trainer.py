@@ -23,7 +23,7 @@ import torch
 
 from node.swarm import barrier
 from node.swarm.agreement import sketch
-from node.swarm.collab import CollaborativeOptimizer, make_optimizer, peers_in_swarm, samples_in_swarm
+from node.swarm.collab import CollaborativeOptimizer, make_optimizer, peers_in_swarm
 from node.swarm.config import SwarmConfig
 from node.swarm.dht import peer_id_of, start_dht, visible_maddrs
 from node.train.checkpoint import load_checkpoint, save_checkpoint
@@ -261,7 +261,8 @@ class Trainer:
             samples_done += self.cfg.batch_size
             self._emit(local_steps=step, loss=losses[-1], peers=peers_in_swarm(opt))
             if opt.local_epoch != epoch:  # the swarm finished a collaborative epoch
-                self._end_epoch(dht, opt, model, val, epoch, step, losses, samples_done, epoch_started)
+                with opt.off_pace():  # receipt, evaluation, checkpoint: not this peer's step time
+                    self._end_epoch(dht, opt, model, val, epoch, step, losses, samples_done, epoch_started)
                 epoch, step, losses = opt.local_epoch, 0, []
                 epoch_started, samples_done = time.monotonic(), 0
         opt.state_averager.step(wait_for_delayed_updates=True)

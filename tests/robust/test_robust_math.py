@@ -124,13 +124,20 @@ def test_centered_clip_with_fixed_tau_bounds_each_senders_pull():
 def test_centered_clip_leaves_out_a_sender_far_beyond_the_others_and_keeps_a_near_one():
     honest = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     far = torch.tensor([[-1000.0, -1000.0]])
-    out = centered_clip(torch.cat([honest, far]), reject_beyond=3.0)
+    told = []
+    out = centered_clip(torch.cat([honest, far]), on_reject=lambda *a: told.append(a))
     # the honest senders' mean, up to the start (the median of all four) and 3 iterations: the far one had no say
     assert float((out - honest.mean(dim=0)).norm()) < 0.02
-    clipped_only = centered_clip(torch.cat([honest, far]))  # the default: clipped, not left out
+    assert len(told) == 1 and told[0][:2] == (1, 4) and told[0][2] > 1000
+    clipped_only = centered_clip(torch.cat([honest, far]), reject_beyond=None)
     assert float((clipped_only - honest.mean(dim=0)).norm()) > 0.1  # clipping alone still lets it pull
-    near = torch.tensor([[2.0, 2.0]])  # within 3 median distances: clipped, not left out
-    assert not torch.allclose(centered_clip(torch.cat([honest, near]), reject_beyond=3.0), centered_clip(honest), atol=1e-3)
+    near = torch.tensor([[3.0, 3.0]])  # a few median distances away, within the default 10: clipped, not left out
+    told.clear()
+    with_near = centered_clip(torch.cat([honest, near]), on_reject=lambda *a: told.append(a))
+    assert told == [] and not torch.allclose(with_near, centered_clip(honest), atol=1e-3)
+    assert torch.allclose(with_near, centered_clip(torch.cat([honest, near]), reject_beyond=None))
+    # with a threshold of 1.5 median distances the near one (2.8 away) is left out as well
+    assert torch.allclose(centered_clip(torch.cat([honest, near]), reject_beyond=1.5), centered_clip(honest), atol=0.02)
 
 
 def test_unknown_names_and_bad_parameters_are_config_errors():

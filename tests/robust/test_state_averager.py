@@ -63,3 +63,29 @@ def test_the_state_served_to_loaders_is_labelled_with_its_parameters_epoch():
     finally:
         averager.shutdown()
         dht.shutdown()
+
+
+def test_a_finished_background_round_is_applied_at_the_epoch_boundary_not_between_local_steps():
+    """Parameters stay fixed through an epoch: the receipt's snapshot is what every gradient of the epoch saw."""
+    dht = hivemind.DHT(start=True)
+    param = torch.nn.Parameter(torch.zeros(4))
+    averager = LoadSafeStateAverager(dht=dht, prefix="boundary", optimizer=lambda p: torch.optim.SGD(p, lr=1.0),
+                                     params=[param], delta_rule_averaging=True, start=True)
+    try:
+        averager._old_tensors = tuple(torch.zeros_like(t) for t in averager._local_tensors())
+        with averager.get_tensors() as averaged:
+            for t in averaged:
+                t.fill_(3.0)
+        averager.finished_averaging_round.set()  # a background round ended: delta +3 waits to be applied
+
+        averager.step(apply_delayed_updates=True)  # what hivemind's Optimizer.step does before each local step
+        assert torch.equal(param.detach(), torch.zeros(4))  # mid-epoch: not yet
+        assert averager.finished_averaging_round.is_set()
+
+        param.grad = torch.ones(4)
+        averager.step(increment_epoch=True, optimizer_step=True)  # the epoch change: delta, then the step
+        assert torch.allclose(param.detach(), torch.full((4,), 2.0))  # 0 + 3 - 1 * 1
+        assert not averager.finished_averaging_round.is_set()
+    finally:
+        averager.shutdown()
+        dht.shutdown()

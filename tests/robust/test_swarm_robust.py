@@ -3,6 +3,10 @@
 Three runs on loopback, one after the other: clean with the plain mean, attacked with CenteredClip, attacked
 with the plain mean. Robust must land within 5% of clean; the plain mean must diverge (held-out loss above
 where it started). Groups need 3 members, so one honest peer never averages alone with the attacker.
+
+The three runs share one run id, hence one initial model and one assignment of batches to (epoch, peer,
+step): the runs differ in the attack and the rule, not in their draw. (With a run id each, the clean run
+alone ended anywhere in 3.93-4.24 after 6 epochs, as much as the bound.)
 """
 
 import pytest
@@ -12,7 +16,8 @@ from tests.integration.swarm_helpers import epoch_records, max_param_difference,
 
 pytestmark = pytest.mark.slow
 
-EPOCHS = 6
+EPOCHS = 10
+RUN_ID = "robust-swarm"  # one for all three runs (see above); each run has a DHT of its own
 
 
 def _final_val_losses(metrics):
@@ -20,10 +25,10 @@ def _final_val_losses(metrics):
 
 
 def _run(run_dir, **overrides):
-    cfg = tiny_testnet(run_dir, peers=4, epochs=EPOCHS, contributors=0, broker="",
+    cfg = tiny_testnet(run_dir, peers=4, epochs=EPOCHS, contributors=0, broker="", run_id=RUN_ID,
                        extra_args=("--min-group-size", "3"), **overrides)
     with Testnet(cfg) as net:
-        assert net.wait_finished(timeout=200), f"{cfg.run_id} did not finish {EPOCHS} epochs in 200 s"
+        assert net.wait_finished(timeout=300), f"{run_dir.name} did not finish {EPOCHS} epochs in 300 s"
         metrics = net.metrics()
     assert net.failed_peers() == []
     return metrics
@@ -31,9 +36,9 @@ def _run(run_dir, **overrides):
 
 def test_centered_clip_matches_clean_training_while_the_mean_diverges(tmp_path):
     metrics = {
-        "clean": _run(tmp_path / "clean", run_id="rb-clean", aggregator="mean"),
-        "robust": _run(tmp_path / "robust", run_id="rb-robust", byzantine=1, attack="sign-flip"),
-        "mean": _run(tmp_path / "mean", run_id="rb-mean", byzantine=1, attack="sign-flip", aggregator="mean"),
+        "clean": _run(tmp_path / "clean", aggregator="mean"),
+        "robust": _run(tmp_path / "robust", byzantine=1, attack="sign-flip"),
+        "mean": _run(tmp_path / "mean", byzantine=1, attack="sign-flip", aggregator="mean"),
     }
 
     start = next(r["val_loss"] for r in metrics["clean"]["peer0"] if r["event"] == "start")
