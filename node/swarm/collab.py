@@ -395,7 +395,11 @@ class CollaborativeOptimizer(hivemind.Optimizer):
                     t.zero_()
             self._load_averaged_gradients_into_optimizer_()
             if verdict.outcome is Outcome.LOAD_STATE:
-                self._needs_state = (verdict.load_epoch, "this peer's result or parameters differed from the majority's")
+                # A majority applied this round (minority, incomplete-here): their state must include it. Loading
+                # whatever came first got a peer still before its step (this one decides first, having no part to
+                # wait for): the state of this very epoch, and the peer was out of step at the next round too.
+                min_epoch = verdict.load_epoch if verdict.load_epoch is not None else epoch + 1
+                self._needs_state = (min_epoch, "this peer's result or parameters differed from the majority's")
                 # No parameters' round at this epoch change (hivemind decides on it right after this call): this
                 # peer replaces its parameters right after the step, and loading waits for a round it is in (~5 s:
                 # the load then lands after the swarm's next round, and the peer is behind again, round after round).
