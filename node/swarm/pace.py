@@ -1,4 +1,4 @@
-"""Who is a straggler: a peer's pace against the rest of the swarm's.
+"""Who is a straggler, and which epoch the swarm is at: read from the progress records peers publish.
 
 hivemind's progress tracker already reads every peer's training speed (samples per second, an EMA that
 leaves out the time spent in averaging rounds) from the DHT to estimate when the swarm averages next.
@@ -6,6 +6,13 @@ leaves out the time spent in averaging rounds) from the DHT to estimate when the
 such a peer changes how it joins rounds (node.swarm.collab): a peer of the swarm's usual pace must not,
 or every epoch would end a step short of its target batch (the tracker's estimate of the next round
 treats the last step's samples as arriving continuously).
+
+The swarm's epoch is where a peer behind loads the state and where rounds are judged missed. hivemind takes
+the highest epoch any training peer reports, so one hostile record claiming epoch 10^9 would make every
+honest peer skip its rounds and load the state at every step. Here an epoch above the median (the upper
+one) of the training peers' epochs is not believed: such records are set aside (``trusted_records``). A
+peer left behind by a round still sees the swarm move on (the others are the majority); the cost is that a
+peer ahead by a step is counted a moment later. With two training peers there is no majority to go by.
 """
 
 from __future__ import annotations
@@ -35,6 +42,32 @@ def is_straggler(own_rate: float, other_rates: list[float], factor: float = STRA
     return own_rate * factor < statistics.median_low(rates)
 
 
+def _training_epoch(record: Any) -> int | None:
+    """The epoch of a training peer's progress record; None for a client, an empty or an unreadable one."""
+    if getattr(record, "value", None) is None:
+        return None
+    try:
+        progress = LocalTrainingProgress.parse_obj(record.value)
+    except Exception:  # the DHT's schema validates records on store; a bad one tells nothing
+        return None
+    return None if progress.client_mode else int(progress.epoch)
+
+
+def trusted_records(records: Any) -> Any:
+    """``records`` (peer key -> DHT record) without those of training peers ahead of the median epoch.
+
+    The median is the upper one, so an even split (half the swarm has stepped) moves on; a minority cannot
+    move the swarm's epoch (see the module docstring). Anything that is not a dict passes unchanged."""
+    if not isinstance(records, dict):
+        return records
+    epochs = {key: _training_epoch(record) for key, record in records.items()}
+    known = [e for e in epochs.values() if e is not None]
+    if len(known) < 3:
+        return records
+    cap = statistics.median_high(known)
+    return {key: record for key, record in records.items() if epochs[key] is None or epochs[key] <= cap}
+
+
 class PaceTracker(ProgressTracker):
     """hivemind's progress tracker that also keeps the other peers' last reported speeds."""
 
@@ -43,6 +76,7 @@ class PaceTracker(ProgressTracker):
         super().__init__(*args, **kwargs)  # starts fetching at once
 
     def _parse_swarm_progress_data(self, metadata: Any) -> Any:
+        metadata = trusted_records(metadata)
         if isinstance(metadata, dict):
             me = self.dht.peer_id.to_bytes()
             rates = []
@@ -70,19 +104,13 @@ class PaceTracker(ProgressTracker):
             self.global_progress = self._parse_swarm_progress_data(records)
 
     def fetch_swarm_epoch(self) -> int | None:
-        """The highest epoch a training peer reports in the DHT right now (None: no record), read directly: the
-        tracker stops fetching while its peer is in a round (``pause_updates``)."""
-        records = self._read_records()
+        """The swarm's epoch as the progress records in the DHT say right now (the highest a training peer
+        reports, hostile outliers set aside: ``trusted_records``; None: no record), read directly: the tracker
+        stops fetching while its peer is in a round (``pause_updates``)."""
+        records = trusted_records(self._read_records())
         if not isinstance(records, dict):
             return None
-        epochs = []
-        for record in records.values():
-            try:
-                progress = LocalTrainingProgress.parse_obj(record.value)
-            except Exception:  # as in _parse_swarm_progress_data: a bad record tells nothing
-                continue
-            if not progress.client_mode:
-                epochs.append(progress.epoch)
+        epochs = [e for e in map(_training_epoch, records.values()) if e is not None]
         return max(epochs, default=None)
 
     def is_straggler(self, own_rate: float) -> bool:
