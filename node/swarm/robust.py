@@ -105,7 +105,7 @@ def centered_clip(
     iterations: int = 3,
     center: torch.Tensor | None = None,
     reject_beyond: float | None = REJECT_BEYOND,
-    on_reject: Callable[[int, int, float], None] | None = None,
+    on_reject: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
     """CenteredClip: ``v <- v + sum_i w_i * clip_tau(x_i - v)`` repeated ``iterations`` times.
 
@@ -117,7 +117,7 @@ def centered_clip(
     ones) and a minority of far senders cannot inflate it.
     ``reject_beyond``: senders farther from the start than this many times the
     median distance get no weight (None: every sender is clipped, none left out);
-    ``on_reject(left_out, senders, farthest / median)`` is told when that happens.
+    ``on_reject(left_out, distances / median)`` (per sender) is told when that happens.
     """
     if stacked.shape[0] == 1:
         return stacked[0].clone()
@@ -128,11 +128,11 @@ def centered_clip(
     spread = float(distances.median())
     if reject_beyond is not None and spread > 0:
         kept = torch.where(distances <= reject_beyond * spread, w, torch.zeros_like(w))
-        left_out = int((kept < w).sum())
-        if left_out and float(kept.sum()) > 0:
+        left_out = kept < w
+        if bool(left_out.any()) and float(kept.sum()) > 0:
             w = kept / kept.sum()
             if on_reject is not None:
-                on_reject(left_out, stacked.shape[0], float(distances.max()) / max(spread, 1e-30))
+                on_reject(left_out, distances / spread)
     radius = spread if tau is None else float(tau)
     for _ in range(iterations):
         diff = stacked - v
@@ -203,9 +203,9 @@ class CenteredClipAggregator(Aggregator):
                              on_reject=_log_left_out)
 
 
-def _log_left_out(left_out: int, senders: int, farthest: float) -> None:
-    log.info("centered-clip left out %d of %d senders of a part (the farthest %.3g median distances away)",
-             left_out, senders, farthest)
+def _log_left_out(left_out: torch.Tensor, distances: torch.Tensor) -> None:
+    log.info("centered-clip left out sender(s) %s of %d; distances to the start in median distances: %s",
+             left_out.nonzero().flatten().tolist(), len(distances), [float(f"{d:.3g}") for d in distances])
 
 
 def make_aggregator(name: str, tau: float | None = None, iterations: int = 3, trim_fraction: float = 0.3) -> Aggregator:

@@ -98,7 +98,7 @@ class Testnet:
             args += ["--shard-store", str(self.shard_store)]
         if c.aggregator is not None:
             args += ["--aggregator", c.aggregator]
-        if index >= c.peers - c.byzantine:
+        if c.peers - c.byzantine <= index < c.peers:  # peers added later (scenarios' add_peer) are honest
             args += ["--attack", c.attack]
         args += list(c.peer_args.get(index, ()))
         if c.validators > 0:

@@ -6,8 +6,9 @@ A scenario (the CI-sized testnet of ``hivenet testnet run``): 3 peers, a 4th sta
 the swarm completed epoch 3. Asserted: the joiner's first epoch is past the swarm's epoch at its start (it
 loaded the state rather than training from epoch 0), it then averages in agreed 4-peer rounds, all 4 end
 with the same parameters, and the swarm still learns (measured here: 3.40 and 3.50 nats/byte with the
-joiner, 3.46 without). An earlier note reported a joiner stalling the swarm's learning (5.22 after 16
-epochs); this scenario did not reproduce it, on this session's code or on the code before it.
+joiner, 3.46 without). A joiner once seen stalling the swarm's learning (5.22 after 16 epochs) was a
+sign-flip attacker by a bug of the testnet (every peer added later got ``--attack``; fixed, with
+tests/scenarios/test_testnet_roles.py).
 """
 
 from __future__ import annotations
