@@ -25,9 +25,10 @@ Finally, a background round's result is applied at an epoch boundary only
 The parameters then stay the same through an epoch, so every gradient of an
 epoch is computed on the parameters its work receipt names
 (``node.train.sketch``), and peers that apply the same round do so at the
-same point of training. (Seen in CI: epoch-start parameters of three peers
-that agreed on the previous round differed, and an honest receipt was
-rejected as naming parameters nobody else used.)
+same point of training. (In one CI run the epoch-start parameters of three
+peers that had agreed on the previous round differed, and an honest receipt
+was rejected as naming parameters nobody else used; a round's result landing
+at different steps on different peers is one way to get there.)
 """
 
 from __future__ import annotations
