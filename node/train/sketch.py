@@ -10,7 +10,8 @@ not fit. It is linear, so the sketch of the mean gradient is the mean of the per
 sketches. Seeds differ per peer and epoch, so a sketch cannot be copied between them.
 
 ``WorkRecorder`` is the trainer's hook: ``on_step`` after each backward, ``on_epoch_end``
-at each collaborative epoch boundary, which signs the receipt and publishes it, and
+at each collaborative epoch boundary, which signs the receipt and publishes it (only for an
+epoch whose round took this peer's gradients: a missed or discarded round earns nothing), and
 ``flush`` before the trainer leaves the DHT. A receipt the DHT does not accept (refused,
 timed out) stays pending: it is tried again at every epoch end and by ``flush``; what is
 still pending then goes to a spool file next to the checkpoint, and the next start
@@ -202,9 +203,14 @@ class WorkRecorder:
         snap = self.cfg.snapshot_dir
         self._params_hash = save_snapshot(model, snap) if snap is not None else params_hash(model)
 
-    def on_epoch_end(self, epoch: int) -> SignedReceipt | None:
-        """Signs and publishes the receipt of ``epoch`` (the epoch that just ended), if complete."""
-        if epoch != self._epoch or self._broken or self._steps == 0 or self._sum is None:
+    def on_epoch_end(self, epoch: int, counted: bool = True) -> SignedReceipt | None:
+        """Signs and publishes the receipt of ``epoch`` (the epoch that just ended), if complete and ``counted``:
+        this peer's gradients entered the swarm's update of that epoch. A peer that missed the round, or whose
+        round was discarded, claims nothing for the epoch: its work changed no shared parameter."""
+        if not counted and epoch == self._epoch and self._steps > 0:
+            log.info("epoch %d: no receipt: this peer's %d steps did not reach the swarm's update (round missed or "
+                     "discarded)", epoch, self._steps)
+        if not counted or epoch != self._epoch or self._broken or self._steps == 0 or self._sum is None:
             self._epoch = None
             return None
         c = self.cfg

@@ -273,10 +273,10 @@ class Trainer:
 
     def _end_epoch(self, dht: Any, opt: CollaborativeOptimizer, model: GPT, val: list, epoch: int, steps: int,
                    losses: list[float], samples: int, started: float) -> None:
-        if self.work is not None:
-            self.work.on_epoch_end(epoch)
         rnd = opt.last_round
         averaged_here = rnd is not None and rnd.epoch == epoch
+        if self.work is not None:  # a receipt only when this peer's gradients made the swarm's update (or it is alone)
+            self.work.on_epoch_end(epoch, counted=bool(averaged_here and rnd.averaged) or peers_in_swarm(opt) <= 1)
         new_epoch = opt.local_epoch
         evaluate_now = self.cfg.eval_every > 0 and new_epoch % self.cfg.eval_every == 0
         val_loss = evaluate(model, val, self.device) if evaluate_now else None

@@ -185,3 +185,17 @@ def test_a_receipt_refused_at_the_epoch_end_reaches_the_dht_through_the_stop_flu
     finally:
         trainer.shutdown()
         validator.shutdown()
+
+
+def test_an_epoch_whose_round_missed_this_peer_gets_no_receipt() -> None:
+    dht = FakeDht()
+    rec = recorder(dht.publish, None)
+    model = torch.nn.Linear(4, 2)
+    for step in range(3):
+        for p in model.parameters():
+            p.grad = torch.ones(p.shape)
+        rec.on_step(0, step, model)
+    assert rec.on_epoch_end(0, counted=False) is None  # its gradients reached no update: nothing to claim
+    assert dht.stored == [] and rec.pending == []
+    signed = work_one_epoch(rec, 1)  # the next epoch's round took it: a receipt as usual
+    assert [s.receipt.epoch for s in dht.stored] == [1] and ident(dht.stored[0]) == ident(signed)
