@@ -42,15 +42,20 @@ def is_straggler(own_rate: float, other_rates: list[float], factor: float = STRA
     return own_rate * factor < statistics.median_low(rates)
 
 
-def _training_epoch(record: Any) -> int | None:
-    """The epoch of a training peer's progress record; None for a client, an empty or an unreadable one."""
+def _training_progress(record: Any) -> LocalTrainingProgress | None:
+    """A training peer's progress record, parsed; None for a client, an empty or an unreadable one."""
     if getattr(record, "value", None) is None:
         return None
     try:
         progress = LocalTrainingProgress.parse_obj(record.value)
     except Exception:  # the DHT's schema validates records on store; a bad one tells nothing
         return None
-    return None if progress.client_mode else int(progress.epoch)
+    return None if progress.client_mode else progress
+
+
+def _training_epoch(record: Any) -> int | None:
+    progress = _training_progress(record)
+    return None if progress is None else int(progress.epoch)
 
 
 def trusted_records(records: Any) -> Any:
@@ -79,17 +84,8 @@ class PaceTracker(ProgressTracker):
         metadata = trusted_records(metadata)
         if isinstance(metadata, dict):
             me = self.dht.peer_id.to_bytes()
-            rates = []
-            for record in metadata.values():
-                if record.value is None:
-                    continue
-                try:
-                    progress = LocalTrainingProgress.parse_obj(record.value)
-                except Exception:  # the DHT's schema validates records on store; a bad one tells nothing of pace
-                    continue
-                if progress.peer_id != me and not progress.client_mode:
-                    rates.append(float(progress.samples_per_second))
-            self.other_rates = rates
+            others = [p for p in map(_training_progress, metadata.values()) if p is not None and p.peer_id != me]
+            self.other_rates = [float(p.samples_per_second) for p in others]
         return super()._parse_swarm_progress_data(metadata)
 
     def _read_records(self) -> Any:
