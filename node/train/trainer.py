@@ -81,6 +81,19 @@ def param_digest(model: torch.nn.Module) -> str:
 
 
 @torch.no_grad()
+def _check_same_model(saved: dict[str, torch.Tensor], train: TrainConfig) -> None:
+    """A checkpoint of another model (other sizes, or written before a change of the architecture such as
+    QK-norm) cannot be resumed: say so before joining the swarm, not with torch's list of missing keys."""
+    expected = {k: tuple(v.shape) for k, v in GPT(train.model).state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in saved.items()}
+    if got != expected:
+        differ = sorted(set(expected) ^ set(got)) or sorted(k for k in expected if expected[k] != got[k])
+        raise CheckpointError(
+            f"checkpoint {train.checkpoint_path} holds another model than this node builds "
+            f"({len(differ)} tensor(s) differ, e.g. {', '.join(differ[:3])}); use another --checkpoint path or --fresh"
+        )
+
+
 def evaluate(model: GPT, batches: list[tuple[torch.Tensor, torch.Tensor]], device: torch.device) -> float:
     """Mean held-out loss in nats per byte."""
     was_training = model.training
@@ -125,6 +138,8 @@ class Trainer:
                 f"checkpoint {train.checkpoint_path} belongs to run {self._resume.get('run_id')!r}, "
                 f"not {swarm.run_id!r}; use another --checkpoint path or --fresh"
             )
+        if self._resume is not None:
+            _check_same_model(self._resume["model"], train)
 
     def request_stop(self) -> None:
         self._stop_requested = True

@@ -43,3 +43,21 @@ def test_checkpoint_of_another_run_is_refused(tmp_path):
     save_checkpoint(path, {"run_id": "other", "model": {}, "optimizer": {}})
     with pytest.raises(CheckpointError, match="belongs to run 'other'"):
         Trainer(SwarmConfig(run_id="mine"), TrainConfig(checkpoint_path=path))
+
+
+def test_checkpoint_of_another_model_is_refused_before_joining(tmp_path):
+    from node.train.model import GPTConfig, build_model
+
+    small, path = GPTConfig(n_layer=1, n_embd=32), tmp_path / "c.pt"
+    saved = build_model(small, seed=1).state_dict()
+    del saved["blocks.0.attn.q_norm.weight"], saved["blocks.0.attn.q_norm.bias"]  # as written before QK-norm
+    save_checkpoint(path, {"run_id": "r", "model": saved, "optimizer": {}})
+    with pytest.raises(CheckpointError, match=r"another model .*blocks\.0\.attn\.q_norm\.bias"):
+        Trainer(SwarmConfig(run_id="r"), TrainConfig(model=small, checkpoint_path=path))
+    wider = build_model(GPTConfig(n_layer=1, n_embd=64), seed=1).state_dict()
+    save_checkpoint(path, {"run_id": "r", "model": wider, "optimizer": {}})
+    with pytest.raises(CheckpointError, match="another model"):
+        Trainer(SwarmConfig(run_id="r"), TrainConfig(model=small, checkpoint_path=path))
+    # the same model resumes
+    save_checkpoint(path, {"run_id": "r", "model": build_model(small, seed=1).state_dict(), "optimizer": {}})
+    assert Trainer(SwarmConfig(run_id="r"), TrainConfig(model=small, checkpoint_path=path))._resume is not None

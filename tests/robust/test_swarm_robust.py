@@ -7,6 +7,11 @@ where it started). Groups need 3 members, so one honest peer never averages alon
 The three runs share one run id, hence one initial model and one assignment of batches to (epoch, peer,
 step): the runs differ in the attack and the rule, not in their draw. (With a run id each, the clean run
 alone ended anywhere in 3.93-4.24 after 6 epochs, as much as the bound.)
+
+They train 16 epochs at lr 2e-3, not 10 at the node's 4e-3: each epoch is one AdamW step, and at 4e-3 a step
+moves the weights by 5-10% of their norm, so where a 10-step run ends is chaotic: robust/clean ranged
+0.95-1.08 over 8 in-process pairs, and one CI run ended with a spike (4.19 against 3.31). At 2e-3 over 16
+steps, 16 in-process pairs ranged 1.000-1.041 (mean 1.009) and ended near the same loss (3.3).
 """
 
 import pytest
@@ -16,7 +21,8 @@ from tests.integration.swarm_helpers import epoch_records, max_param_difference,
 
 pytestmark = pytest.mark.slow
 
-EPOCHS = 10
+EPOCHS = 16
+LR = "2e-3"  # see above
 RUN_ID = "robust-swarm"  # one for all three runs (see above); each run has a DHT of its own
 
 
@@ -26,9 +32,9 @@ def _final_val_losses(metrics):
 
 def _run(run_dir, **overrides):
     cfg = tiny_testnet(run_dir, peers=4, epochs=EPOCHS, contributors=0, broker="", run_id=RUN_ID,
-                       extra_args=("--min-group-size", "3"), **overrides)
+                       extra_args=("--min-group-size", "3", "--lr", LR), **overrides)
     with Testnet(cfg) as net:
-        assert net.wait_finished(timeout=300), f"{run_dir.name} did not finish {EPOCHS} epochs in 300 s"
+        assert net.wait_finished(timeout=400), f"{run_dir.name} did not finish {EPOCHS} epochs in 400 s"
         metrics = net.metrics()
     assert net.failed_peers() == []
     return metrics
@@ -51,13 +57,13 @@ def test_centered_clip_matches_clean_training_while_the_mean_diverges(tmp_path):
     assert mean > start, (mean, start)  # diverged: worse than the untrained model
 
     # Every round of the attacked robust run had all 4 peers (the attacker always took part), and each honest peer
-    # applied the agreed result of all but at most one: hivemind's transport sometimes loses a partition on its
-    # way back to one member ("peer ... sent 6 parts, but we expected 7", seen once in 3 runs here); that member
-    # then discards the round and loads the state, as it must.
+    # applied the agreed result of all but at most one in 8: hivemind's transport sometimes loses a partition on
+    # its way back to one member ("peer ... sent 6 parts, but we expected 7", seen once in 3 runs of 10 rounds);
+    # that member then discards the round and loads the state, as it must.
     for peer in ("peer0", "peer1", "peer2"):
         rounds = epoch_records(metrics["robust"], peer)
         assert len(rounds) == EPOCHS
         assert all(r["group_size"] == 4 for r in rounds), rounds
-        assert sum(r["agreement"] != "agreed" for r in rounds) <= 1, [r["agreement"] for r in rounds]
+        assert sum(r["agreement"] != "agreed" for r in rounds) <= EPOCHS // 8, [r["agreement"] for r in rounds]
     honest = [tmp_path / "robust" / f"peer{i}" / "checkpoint.pt" for i in range(3)]
     assert max_param_difference(honest) <= 1e-5
