@@ -94,6 +94,7 @@ def _check_same_model(saved: dict[str, torch.Tensor], train: TrainConfig) -> Non
         )
 
 
+@torch.no_grad()  # no autograd graph (and no torch warning on stderr about a scalar that requires grad)
 def evaluate(model: GPT, batches: list[tuple[torch.Tensor, torch.Tensor]], device: torch.device) -> float:
     """Mean held-out loss in nats per byte."""
     was_training = model.training
