@@ -120,7 +120,8 @@ def testnet_config(s: Scenario, run_dir: Path, broker_url: str | None = None) ->
         contributors=n.data_contributors, validators=n.validators, chain=n.chain, receipt_p=n.receipt_p,
         broker=broker_url if broker_url else (None if n.broker == "embedded" else ""), aggregator=n.aggregator, extra_shards=extra,
         peer_args={i: ("--attack", n.attack) for i in n.byzantine},
-        extra_args=("--eval-every", "1"),  # peer0 evaluates every epoch (the others' later --eval-every 0 wins): the loss chart
+        # peer0 evaluates every epoch (the others' later --eval-every 0 wins): the loss chart
+        extra_args=("--eval-every", "1", *(("--lr", repr(n.lr)) if n.lr is not None else ())),
     )
 
 

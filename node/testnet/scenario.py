@@ -51,6 +51,7 @@ class NetworkSpec:
     target_batch_size: int = 96
     peer_wait_timeout: float = 90.0
     receipt_p: float = 1.0  # fraction of receipts the validators recompute
+    lr: float | None = None  # the peers' AdamW learning rate (None: the node's default, 4e-3)
 
 
 @dataclass(frozen=True)
@@ -233,6 +234,7 @@ def _network(r: _Reader) -> NetworkSpec:
         target_batch_size=r.number("target_batch_size", d.target_batch_size, 1, 10**7, integer=True),
         peer_wait_timeout=r.number("peer_wait_timeout", d.peer_wait_timeout, 5, 3600),
         receipt_p=r.number("receipt_p", d.receipt_p, 0.0, 1.0),
+        lr=r.number("lr", d.lr, 1e-6, 1.0),
     )
     for i in spec.byzantine:
         if not 0 <= i < spec.peers:

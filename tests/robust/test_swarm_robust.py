@@ -30,11 +30,11 @@ def _final_val_losses(metrics):
     return {p: next(r["val_loss"] for r in recs if r["event"] == "final") for p, recs in metrics.items()}
 
 
-def _run(run_dir, **overrides):
-    cfg = tiny_testnet(run_dir, peers=4, epochs=EPOCHS, contributors=0, broker="", run_id=RUN_ID,
+def _run(run_dir, epochs=EPOCHS, **overrides):
+    cfg = tiny_testnet(run_dir, peers=4, epochs=epochs, contributors=0, broker="", run_id=RUN_ID,
                        extra_args=("--min-group-size", "3", "--lr", LR), **overrides)
     with Testnet(cfg) as net:
-        assert net.wait_finished(timeout=400), f"{run_dir.name} did not finish {EPOCHS} epochs in 400 s"
+        assert net.wait_finished(timeout=400), f"{run_dir.name} did not finish {epochs} epochs in 400 s"
         metrics = net.metrics()
     assert net.failed_peers() == []
     return metrics
@@ -44,7 +44,8 @@ def test_centered_clip_matches_clean_training_while_the_mean_diverges(tmp_path):
     metrics = {
         "clean": _run(tmp_path / "clean", aggregator="mean"),
         "robust": _run(tmp_path / "robust", byzantine=1, attack="sign-flip"),
-        "mean": _run(tmp_path / "mean", byzantine=1, attack="sign-flip", aggregator="mean"),
+        # the mean only has to diverge, which it does from the first step (7.17 after 9 epochs, 8.56 after 16)
+        "mean": _run(tmp_path / "mean", epochs=EPOCHS // 2, byzantine=1, attack="sign-flip", aggregator="mean"),
     }
 
     start = next(r["val_loss"] for r in metrics["clean"]["peer0"] if r["event"] == "start")

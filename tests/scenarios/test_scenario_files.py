@@ -76,6 +76,19 @@ def test_top_level_and_network_errors_name_their_line():
     assert _error('name = "t"\n[network]\npeers = 2\nbyzantine = [5]\n').startswith("s.toml:4:")
     assert "not valid TOML" in _error('name = "t"\n[network\n')
     assert "line 2" in _error('name = "t"\n[network\n')  # tomllib's own position
+    assert _error(HEAD + "lr = 0\n").startswith("s.toml:5: [network] lr: must be between")
+    assert _error(HEAD + 'lr = "fast"\n').startswith("s.toml:5: [network] lr: must be a number")
+
+
+def test_network_lr_reaches_every_peer_and_defaults_to_the_nodes(tmp_path):
+    from node.testnet.runner import testnet_config
+
+    def lr_args(text):
+        args = testnet_config(parse_scenario(text, "s.toml"), tmp_path).extra_args
+        return [args[i + 1] for i, a in enumerate(args) if a == "--lr"]
+
+    assert lr_args(HEAD + "lr = 2e-3\n") == ["0.002"]
+    assert lr_args(HEAD) == []  # the node's own default
 
 
 def test_cli_refuses_a_malformed_file_before_starting_anything(tmp_path):
