@@ -80,12 +80,11 @@ def param_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-@torch.no_grad()
-def _check_same_model(saved: dict[str, torch.Tensor], train: TrainConfig) -> None:
+def _check_same_model(saved: Any, train: TrainConfig) -> None:
     """A checkpoint of another model (other sizes, or written before a change of the architecture such as
     QK-norm) cannot be resumed: say so before joining the swarm, not with torch's list of missing keys."""
     expected = {k: tuple(v.shape) for k, v in GPT(train.model).state_dict().items()}
-    got = {k: tuple(v.shape) for k, v in saved.items()}
+    got = {k: tuple(v.shape) for k, v in saved.items() if isinstance(v, torch.Tensor)} if isinstance(saved, dict) else {}
     if got != expected:
         differ = sorted(set(expected) ^ set(got)) or sorted(k for k in expected if expected[k] != got[k])
         raise CheckpointError(
@@ -94,7 +93,7 @@ def _check_same_model(saved: dict[str, torch.Tensor], train: TrainConfig) -> Non
         )
 
 
-@torch.no_grad()  # no autograd graph (and no torch warning on stderr about a scalar that requires grad)
+@torch.no_grad()
 def evaluate(model: GPT, batches: list[tuple[torch.Tensor, torch.Tensor]], device: torch.device) -> float:
     """Mean held-out loss in nats per byte."""
     was_training = model.training
@@ -140,7 +139,7 @@ class Trainer:
                 f"not {swarm.run_id!r}; use another --checkpoint path or --fresh"
             )
         if self._resume is not None:
-            _check_same_model(self._resume["model"], train)
+            _check_same_model(self._resume.get("model"), train)
 
     def request_stop(self) -> None:
         self._stop_requested = True

@@ -58,6 +58,9 @@ def test_checkpoint_of_another_model_is_refused_before_joining(tmp_path):
     save_checkpoint(path, {"run_id": "r", "model": wider, "optimizer": {}})
     with pytest.raises(CheckpointError, match="another model"):
         Trainer(SwarmConfig(run_id="r"), TrainConfig(model=small, checkpoint_path=path))
+    save_checkpoint(path, {"run_id": "r", "model": [1, 2], "optimizer": {}})  # not a state dict at all
+    with pytest.raises(CheckpointError, match="another model"):
+        Trainer(SwarmConfig(run_id="r"), TrainConfig(model=small, checkpoint_path=path))
     # the same model resumes
     save_checkpoint(path, {"run_id": "r", "model": build_model(small, seed=1).state_dict(), "optimizer": {}})
     assert Trainer(SwarmConfig(run_id="r"), TrainConfig(model=small, checkpoint_path=path))._resume is not None
