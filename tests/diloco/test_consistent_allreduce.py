@@ -8,11 +8,11 @@ import torch
 from hivemind.averaging.allreduce import AllreduceException, AllReduceRunner, AveragingMode
 from hivemind.compression import serialization
 from hivemind.compression.quantization import Uniform8BitQuantization
-from hivemind.p2p import P2P
 
 from node.swarm.codecs import COMPRESSIONS
 from node.swarm.pseudo_averager import RECEIVED, SENT, ConsistentAllReduceRunner
 from node.swarm.robust import make_aggregator
+from tests.integration.swarm_helpers import connected_p2ps
 
 
 class HivemindRunner(AllReduceRunner):
@@ -22,9 +22,7 @@ class HivemindRunner(AllReduceRunner):
 
 
 async def _allreduce(tensors_by_peer, codec, runner_class=ConsistentAllReduceRunner):
-    p2ps = [await P2P.create()]
-    maddrs = await p2ps[0].get_visible_maddrs()
-    p2ps += await asyncio.gather(*[P2P.create(initial_peers=maddrs) for _ in tensors_by_peer[1:]])
+    p2ps = await connected_p2ps(len(tensors_by_peer))
     counters = [torch.zeros(2, dtype=torch.int64) for _ in p2ps]
     try:
         peers = [p.peer_id for p in p2ps]

@@ -11,6 +11,24 @@ from node.train.checkpoint import load_checkpoint
 TINY = dict(n_layer=2, n_embd=64, batch_size=8, target_batch_size=96, device="cpu", peer_wait_timeout=90.0)
 
 
+async def connected_p2ps(n: int) -> list:  # type: ignore[type-arg]
+    """``n`` hivemind P2P daemons on loopback, each connected to every other.
+
+    Runner-level all-reduce tests open streams between every pair. Started with the first daemon as their only
+    initial peer, some pairs were not connected (each saw 2 of 3 others here), so such a stream depended on
+    the daemons finding each other first; one CI run's 4-peer all-reduce hung for 60 s, every runner waiting
+    for parts. Each daemon here dials all the earlier ones.
+    """
+    from hivemind.p2p import P2P
+
+    p2ps, maddrs = [], []  # type: ignore[var-annotated]
+    for _ in range(n):
+        p2p = await P2P.create(initial_peers=list(maddrs))
+        maddrs += await p2p.get_visible_maddrs()
+        p2ps.append(p2p)
+    return p2ps
+
+
 def tiny_testnet(run_dir, **overrides) -> TestnetConfig:  # type: ignore[no-untyped-def]
     return TestnetConfig(run_dir=run_dir, **{**TINY, **overrides})
 

@@ -9,16 +9,14 @@ import asyncio
 import pytest
 import torch
 from hivemind.averaging.allreduce import AveragingMode
-from hivemind.p2p import P2P
 
 from node.swarm.robust import CenteredClipAggregator, MeanAggregator, make_aggregator
 from node.swarm.robust_allreduce import RobustAllReduceRunner, WorkerMomentum, chain
+from tests.integration.swarm_helpers import connected_p2ps
 
 
 async def _allreduce(tensors_by_peer, aggregator, weights=None, part_size_bytes=2**12):
-    p2ps = [await P2P.create()]
-    maddrs = await p2ps[0].get_visible_maddrs()
-    p2ps += await asyncio.gather(*[P2P.create(initial_peers=maddrs) for _ in tensors_by_peer[1:]])
+    p2ps = await connected_p2ps(len(tensors_by_peer))
     try:
         peers = [p.peer_id for p in p2ps]
         runners = []
