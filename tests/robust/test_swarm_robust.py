@@ -10,7 +10,7 @@ alone ended anywhere in 3.93-4.24 after 6 epochs, as much as the bound.)
 
 They train 16 epochs at lr 2e-3, not 10 at the node's 4e-3: each epoch is one AdamW step, and at 4e-3 a step
 moves the weights by 5-10% of their norm, so where a 10-step run ends is chaotic: robust/clean ranged
-0.95-1.08 over 8 in-process pairs, and one CI run ended with a spike (4.19 against 3.31). At 2e-3 over 16
+1.00-1.07 over 8 in-process pairs (0.95-1.08 with twice the batch), and one CI run ended with a spike (4.19 against 3.31). At 2e-3 over 16
 steps, 16 in-process pairs ranged 1.000-1.041 (mean 1.009) and ended near the same loss (3.3).
 """
 
