@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/venv.sh
-exec .venv/bin/hivenet testnet up --peers 3 --epochs 60 --lr 1e-3 --receipt-p 0.25 --run-dir runs/demo "$@"
+exec .venv/bin/hivenet testnet up --peers 3 --epochs 40 --receipt-p 0.25 --run-dir runs/demo "$@"

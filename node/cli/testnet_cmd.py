@@ -77,7 +77,7 @@ def up(
     if mode == "diloco" and validators:
         raise typer.BadParameter("DiLoCo mode does not sign work receipts yet, so it runs without validators: drop --validators")
     validators = (1 if mode == "sync" else 0) if validators is None else validators
-    extra: list[str] = ["--lr", str(lr)] if lr is not None else []
+    extra: list[str] = []
     if mode == "diloco":
         extra += ["--mode", "diloco"]
         extra += ["--inner-steps", str(inner_steps)] if inner_steps is not None else []
@@ -85,7 +85,7 @@ def up(
     elif inner_steps is not None or compression is not None:
         raise typer.BadParameter("--inner-steps and --compression apply to --mode diloco")
     cfg = TestnetConfig(run_dir=run_dir, peers=peers, run_id=run_id, epochs=epochs, target_batch_size=target_batch_size,
-                        batch_size=batch_size, n_layer=n_layer, n_embd=n_embd, device=device,
+                        batch_size=batch_size, n_layer=n_layer, n_embd=n_embd, device=device, lr=lr,
                         broker=broker, validators=validators, contributors=data_contributors, chain=chain,
                         receipt_p=receipt_p, byzantine=byzantine, attack=attack, aggregator=aggregator,
                         extra_args=tuple(extra))

@@ -18,7 +18,6 @@ so an interrupted transfer resumes where it stopped.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import struct
 from collections import deque

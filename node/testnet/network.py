@@ -30,6 +30,7 @@ class TestnetConfig:
     n_layer: int = 4
     n_embd: int = 256
     device: str = "auto"
+    lr: float | None = None  # every peer's peak learning rate (None: the node's default)
     peer_wait_timeout: float = 120.0  # how long peers wait for each other at the start
     extra_args: tuple[str, ...] = ()  # further `hivenet node start` flags for every peer
     peer_env: dict[str, str] = field(default_factory=dict)  # extra environment for every peer
@@ -92,6 +93,7 @@ class Testnet:
             "--device", c.device, "--identity", str(self.cfg.run_dir / f"peer{index}" / "identity.key"),
             "--broker", self.broker_url, "--status-listen", "127.0.0.1:0",
             "--status-url-file", str(self.cfg.run_dir / f"peer{index}" / "status.url"),
+            *(("--lr", repr(c.lr)) if c.lr is not None else ()),
             *c.extra_args,
         ]
         if c.contributors > 0:

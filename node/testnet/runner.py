@@ -116,12 +116,12 @@ def testnet_config(s: Scenario, run_dir: Path, broker_url: str | None = None) ->
                   for e in s.events if e.action in ("poisoned_shard", "duplicate_shard"))
     return TestnetConfig(
         run_dir=run_dir, peers=n.peers, run_id=f"scenario-{s.name}", epochs=n.epochs, target_batch_size=n.target_batch_size,
-        batch_size=n.batch_size, n_layer=n.n_layer, n_embd=n.n_embd, device="cpu", peer_wait_timeout=n.peer_wait_timeout,
+        batch_size=n.batch_size, n_layer=n.n_layer, n_embd=n.n_embd, device="cpu", lr=n.lr, peer_wait_timeout=n.peer_wait_timeout,
         contributors=n.data_contributors, validators=n.validators, chain=n.chain, receipt_p=n.receipt_p,
         broker=broker_url if broker_url else (None if n.broker == "embedded" else ""), aggregator=n.aggregator, extra_shards=extra,
         peer_args={i: ("--attack", n.attack) for i in n.byzantine},
         # peer0 evaluates every epoch (the others' later --eval-every 0 wins): the loss chart
-        extra_args=("--eval-every", "1", *(("--lr", repr(n.lr)) if n.lr is not None else ())),
+        extra_args=("--eval-every", "1"),
     )
 
 

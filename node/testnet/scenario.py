@@ -51,7 +51,9 @@ class NetworkSpec:
     target_batch_size: int = 96
     peer_wait_timeout: float = 90.0
     receipt_p: float = 1.0  # fraction of receipts the validators recompute
-    lr: float | None = None  # the peers' AdamW learning rate (None: the node's default, 4e-3)
+    # The peers' AdamW learning rate: the tiny model's, as in the tests (the node's 1e-3 is tuned for its default
+    # model; at 1e-3 the tiny one ended 12 churn epochs at 4.40, against 3.81-3.92 at 2e-3).
+    lr: float = 2e-3
 
 
 @dataclass(frozen=True)

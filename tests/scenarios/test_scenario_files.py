@@ -80,15 +80,16 @@ def test_top_level_and_network_errors_name_their_line():
     assert _error(HEAD + 'lr = "fast"\n').startswith("s.toml:5: [network] lr: must be a number")
 
 
-def test_network_lr_reaches_every_peer_and_defaults_to_the_nodes(tmp_path):
+def test_network_lr_reaches_every_peer_and_defaults_to_the_tiny_models(tmp_path):
+    from node.testnet.network import Testnet
     from node.testnet.runner import testnet_config
 
-    def lr_args(text):
-        args = testnet_config(parse_scenario(text, "s.toml"), tmp_path).extra_args
+    def lr_args(text, peer):
+        args = Testnet(testnet_config(parse_scenario(text, "s.toml"), tmp_path))._args(peer)
         return [args[i + 1] for i, a in enumerate(args) if a == "--lr"]
 
-    assert lr_args(HEAD + "lr = 2e-3\n") == ["0.002"]
-    assert lr_args(HEAD) == []  # the node's own default
+    assert lr_args(HEAD + "lr = 2e-3\n", 0) == lr_args(HEAD + "lr = 2e-3\n", 1) == ["0.002"]
+    assert lr_args(HEAD, 0) == ["0.002"]  # the tiny model's, not the node's default (tuned for its larger model)
 
 
 def test_cli_refuses_a_malformed_file_before_starting_anything(tmp_path):
