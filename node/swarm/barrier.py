@@ -21,8 +21,10 @@ def barrier_key(run_id: str, name: str) -> str:
     return f"{run_id}_barrier_{name}"
 
 
-def arrive(dht: hivemind.DHT, run_id: str, name: str, timeout: float = 30.0) -> None:
+def arrive(dht: hivemind.DHT, run_id: str, name: str, timeout: float = 30.0, label: str | None = None) -> None:
     """Record this peer's arrival at barrier ``name`` of ``run_id``, retrying for up to ``timeout`` s.
+
+    ``run_id`` keys the barrier (a run and its model: node.swarm.models); ``label`` names the run in messages.
 
     A store right after joining can find no node to hold the record yet (seen on a loaded machine),
     so a failed store is retried with backoff before it counts as an error.
@@ -33,7 +35,7 @@ def arrive(dht: hivemind.DHT, run_id: str, name: str, timeout: float = 30.0) -> 
                         expiration_time=get_dht_time() + _RECORD_TTL):
         if time.monotonic() + delay > deadline:
             raise PeersNotFound(
-                f"could not store the {name!r} barrier record in the DHT of run {run_id!r} within {timeout:.0f} s; "
+                f"could not store the {name!r} barrier record in the DHT of run {label or run_id!r} within {timeout:.0f} s; "
                 "check that the initial peers are reachable"
             )
         time.sleep(delay)
@@ -49,10 +51,10 @@ def arrived(dht: hivemind.DHT, run_id: str, name: str) -> set[str]:
 
 
 def wait_for_peers(
-    dht: hivemind.DHT, run_id: str, name: str, expected: int, timeout: float, poll: float = 0.5
+    dht: hivemind.DHT, run_id: str, name: str, expected: int, timeout: float, poll: float = 0.5, label: str | None = None
 ) -> set[str]:
     """Arrive at the barrier, then wait until ``expected`` peers have; PeersNotFound after ``timeout`` s."""
-    arrive(dht, run_id, name)
+    arrive(dht, run_id, name, label=label)
     deadline = time.monotonic() + timeout
     while True:
         peers = arrived(dht, run_id, name)
@@ -60,7 +62,7 @@ def wait_for_peers(
             return peers
         if time.monotonic() >= deadline:
             raise PeersNotFound(
-                f"only {len(peers)} of {expected} peers of run {run_id!r} appeared within {timeout:.0f} s; "
+                f"only {len(peers)} of {expected} peers of run {label or run_id!r} appeared within {timeout:.0f} s; "
                 "start the missing peers with the same --run-id and --initial-peers, or lower --expected-peers"
             )
         time.sleep(poll)

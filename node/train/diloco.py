@@ -42,7 +42,7 @@ from typing import Any
 
 import torch
 
-from node.swarm import barrier, codecs
+from node.swarm import barrier, codecs, models
 from node.swarm.agreement import Outcome, RoundAgreement, sketch
 from node.swarm.dht import peer_id_of, round_bits, start_dht, visible_maddrs
 from node.swarm.outer import OuterState, initial_state, outer_step, pseudo_gradient
@@ -50,7 +50,7 @@ from node.swarm.pseudo_averager import PseudoGradientAverager
 from node.swarm.robust import make_aggregator
 from node.train.checkpoint import save_checkpoint
 from node.train.data import assigned_batch, val_batches
-from node.train.model import GPT, build_model
+from node.train.model import GPT, build_model, describe_model, model_fingerprint
 from node.train.trainer import Trainer, evaluate, param_digest, run_seed
 from protocol.errors import ConfigError, PeersNotFound
 from protocol.types import Epoch, PeerId, RunId
@@ -132,6 +132,7 @@ class DilocoTrainer(Trainer):
         if self._resume is not None:
             first_round = self._load_resume(model, inner)
         val = val_batches(self.corpus, self.cfg.model.block_size, self.cfg.eval_windows)
+        fingerprint = model_fingerprint(self.cfg.model, model)
         self._emit(stage="joining")
         dht = start_dht(self.swarm)
         averager = None
@@ -139,11 +140,13 @@ class DilocoTrainer(Trainer):
         try:
             peer = peer_id_of(dht)
             self._emit(peer_id=peer, maddrs=visible_maddrs(dht))
+            # everything averaged is keyed by the run and the model: peers of other models never meet (node.swarm.models)
+            key = self.swarm_key = models.join(dht, self.swarm.run_id, fingerprint, describe_model(self.cfg.model))
             averager = PseudoGradientAverager(
                 [torch.zeros_like(p, device="cpu") for p in model.parameters()], dht,
                 aggregator=make_aggregator(self.swarm.aggregator, tau=self.swarm.clip_tau,
                                            iterations=self.swarm.clip_iterations, trim_fraction=self.swarm.trim_fraction),
-                compression=self.cfg.compression, prefix=f"{self.swarm.run_id}_diloco", start=True,
+                compression=self.cfg.compression, prefix=f"{key}_diloco", start=True,
                 target_group_size=self.swarm.expected_peers, min_group_size=self.swarm.expected_peers,
                 initial_group_bits=round_bits(first_round),
                 min_matchmaking_time=self.swarm.matchmaking_time, request_timeout=min(3.0, 0.6 * self.swarm.matchmaking_time),
@@ -151,14 +154,18 @@ class DilocoTrainer(Trainer):
                 # others keep computing meanwhile, so they only cost time when longer than a round of inner steps.
                 allreduce_timeout=self.swarm.averaging_timeout, sender_timeout=self.swarm.averaging_timeout / 2,
                 reducer_timeout=self.swarm.averaging_timeout, allow_state_sharing=False)
-            agreement = RoundAgreement(dht, self.swarm.run_id, self.swarm.agreement_timeout) \
+            agreement = RoundAgreement(dht, key, self.swarm.agreement_timeout) \
                 if self.swarm.agreement_timeout > 0 else None
             self._metric("start", epoch=first_round, val_loss=evaluate(model, val, self.device),
                          resumed=self._resume is not None, device=str(self.device), params=model.num_params(),
-                         shards=self.shard_ids, train_bytes=len(self.corpus.train), maddrs=self.status.maddrs,
+                         shards=self.shard_ids, train_bytes=len(self.corpus.train), maddrs=self.status.maddrs, model=fingerprint,
                          mode="diloco", inner_steps=self.cfg.inner_steps, compression=self.cfg.compression)
             self._emit(stage="waiting-for-peers")
-            barrier.wait_for_peers(dht, self.swarm.run_id, "start", self.swarm.expected_peers, self.swarm.peer_wait_timeout)
+            try:
+                barrier.wait_for_peers(dht, key, "start", self.swarm.expected_peers, self.swarm.peer_wait_timeout,
+                                       label=self.swarm.run_id)
+            except PeersNotFound as e:
+                raise models.explain(e, dht, self.swarm.run_id, fingerprint) from None
             self._train_rounds(dht, averager, agreement, pool, model, inner, val, PeerId(peer), first_round)
         finally:
             self._emit(stage="stopping")
@@ -222,7 +229,8 @@ class DilocoTrainer(Trainer):
                      **self._accounting(averager))
         if not self._stop_requested:
             try:
-                barrier.wait_for_peers(dht, self.swarm.run_id, "end", self.swarm.expected_peers, cfg.end_barrier_timeout)
+                barrier.wait_for_peers(dht, self.swarm_key, "end", self.swarm.expected_peers, cfg.end_barrier_timeout,
+                                       label=self.swarm.run_id)
             except PeersNotFound as e:
                 log.warning("end barrier: %s", e)
         self._checkpoint_diloco(model, self.next_round)

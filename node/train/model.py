@@ -6,14 +6,18 @@ reads directly as nats per byte; ln(256) ~ 5.55 is a model that knows nothing.
 
 from __future__ import annotations
 
+import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 VOCAB_SIZE = 256  # byte-level: every byte value is a token
+# Bump when the model computes something else from the same parameters: peers of different revisions never
+# average together (node.swarm.models). 2: QK-norm.
+MODEL_REVISION = 2
 
 
 @dataclass(frozen=True)
@@ -131,3 +135,17 @@ def build_model(cfg: GPTConfig, seed: int) -> GPT:
         return GPT(cfg)
     finally:
         torch.random.set_rng_state(gen_state)
+
+
+def model_fingerprint(cfg: GPTConfig, model: nn.Module) -> str:
+    """12 hex digits over the model's revision, its config, and every parameter's name and shape: peers of a run
+    average together only when theirs are equal (node.swarm.models)."""
+    h = hashlib.sha256(f"hivenet-model/{MODEL_REVISION}/{sorted(asdict(cfg).items())!r}/".encode())
+    for name, p in model.named_parameters():
+        h.update(f"{name}:{tuple(p.shape)};".encode())
+    return h.hexdigest()[:12]
+
+
+def describe_model(cfg: GPTConfig) -> str:
+    return (f"revision {MODEL_REVISION}, n_layer={cfg.n_layer}, n_head={cfg.n_head}, n_embd={cfg.n_embd}, "
+            f"block_size={cfg.block_size}")

@@ -16,12 +16,12 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
 
-from node.swarm import barrier
+from node.swarm import barrier, models
 from node.swarm.agreement import sketch
 from node.swarm.collab import CollaborativeOptimizer, make_optimizer, peers_in_swarm
 from node.swarm.config import SwarmConfig
@@ -29,7 +29,7 @@ from node.swarm.dht import peer_id_of, start_dht, visible_maddrs
 from node.train.checkpoint import load_checkpoint, save_checkpoint
 from node.train.config import TrainConfig
 from node.train.data import Corpus, assigned_batch, demo_corpus, val_batches, vetted_corpus
-from node.train.model import GPT, build_model
+from node.train.model import GPT, build_model, describe_model, model_fingerprint
 from node.train.optim import ClippedAdamW
 from node.train.sketch import STOP_FLUSH_S, make_recorder
 from protocol.errors import CheckpointError, ConfigError, PeersNotFound
@@ -131,6 +131,8 @@ class Trainer:
         self.device = resolve_device(train.device)
         self._stop_requested = False
         self.work: Any = None  # node.train.sketch.WorkRecorder when the peer signs receipts (train.keystore set)
+        self.fingerprint = ""  # this peer's model (node.train.model.model_fingerprint), once built
+        self.swarm_key = swarm.run_id  # what it averages under: its run and its model (node.swarm.models), once joined
         # Fail before joining the swarm: a corrupt checkpoint must stop the start, not be overwritten.
         self._resume = None if train.fresh or train.checkpoint_path is None else load_checkpoint(train.checkpoint_path)
         if self._resume is not None and self._resume.get("run_id") != swarm.run_id:
@@ -162,6 +164,7 @@ class Trainer:
         if self._resume is not None:  # before the optimizer copies the parameters into its averagers
             model.load_state_dict(self._resume["model"])
         model.to(self.device)
+        self.fingerprint = model_fingerprint(self.cfg.model, model)
         val = val_batches(self.corpus, self.cfg.model.block_size, self.cfg.eval_windows)
         self._emit(stage="joining")
         dht = start_dht(self.swarm)
@@ -173,6 +176,7 @@ class Trainer:
                                       self.corpus, self.cfg.shard_store, self.cfg.keystore, self.cfg.password_file,
                                       self.cfg.snapshot_dir, self.cfg.checkpoint_path)
             log.info("peer %s listening on %s", peer, " ".join(self.status.maddrs))
+            self.swarm_key = models.join(dht, self.swarm.run_id, self.fingerprint, describe_model(self.cfg.model))
             opt = self._make_optimizer(dht, model)
             if self._resume is not None:
                 opt.load_state_dict(self._resume["optimizer"])
@@ -180,9 +184,13 @@ class Trainer:
             self._metric("start", epoch=opt.local_epoch, val_loss=evaluate(model, val, self.device),
                          resumed=self._resume is not None, device=str(self.device), params=model.num_params(),
                          shards=self.shard_ids, train_bytes=len(self.corpus.train),
-                         maddrs=self.status.maddrs)
+                         maddrs=self.status.maddrs, model=self.fingerprint)
             self._emit(stage="waiting-for-peers")
-            barrier.wait_for_peers(dht, self.swarm.run_id, "start", self.swarm.expected_peers, self.swarm.peer_wait_timeout)
+            try:
+                barrier.wait_for_peers(dht, self.swarm_key, "start", self.swarm.expected_peers,
+                                       self.swarm.peer_wait_timeout, label=self.swarm.run_id)
+            except PeersNotFound as e:
+                raise models.explain(e, dht, self.swarm.run_id, self.fingerprint) from None
             self._train(dht, opt, model, val, peer)
         finally:
             self._emit(stage="stopping")
@@ -203,7 +211,7 @@ class Trainer:
 
         return make_optimizer(
             dht,
-            self.swarm,
+            replace(self.swarm, run_id=self.swarm_key),  # peers of other models never meet in a round
             params=model.parameters(),
             optimizer=lambda params: ClippedAdamW(params, cfg.max_grad_norm, lr=cfg.lr, betas=(0.9, 0.95),
                                                   weight_decay=cfg.weight_decay),
@@ -297,7 +305,8 @@ class Trainer:
         val_loss = evaluate(model, val, self.device) if evaluate_now else None
         if new_epoch % max(1, self.cfg.checkpoint_every) == 0:
             self._checkpoint(opt, model)
-        barrier.arrive(dht, self.swarm.run_id, "start")  # keep the arrival fresh for peers that restart later
+        barrier.arrive(dht, self.swarm_key, "start", label=self.swarm.run_id)  # fresh for peers that restart later
+        models.announce(dht, self.swarm.run_id, self.fingerprint, describe_model(self.cfg.model))  # fresh likewise
         elapsed = time.monotonic() - started
         self._metric(
             "epoch", epoch=epoch, new_epoch=new_epoch, local_steps=steps, samples=samples,
@@ -315,7 +324,8 @@ class Trainer:
     def _finish(self, dht: Any, opt: CollaborativeOptimizer, model: GPT, val: list) -> None:
         self._metric("final", epoch=opt.local_epoch, val_loss=evaluate(model, val, self.device))
         try:
-            barrier.wait_for_peers(dht, self.swarm.run_id, "end", self.swarm.expected_peers, self.cfg.end_barrier_timeout)
+            barrier.wait_for_peers(dht, self.swarm_key, "end", self.swarm.expected_peers, self.cfg.end_barrier_timeout,
+                                   label=self.swarm.run_id)
         except PeersNotFound as e:  # a peer that died at the end must not cost this peer its checkpoint
             log.warning("end barrier: %s", e)
 

@@ -44,8 +44,9 @@ def test_centered_clip_matches_clean_training_while_the_mean_diverges(tmp_path):
     metrics = {
         "clean": _run(tmp_path / "clean", aggregator="mean"),
         "robust": _run(tmp_path / "robust", byzantine=1, attack="sign-flip"),
-        # the mean only has to diverge, which it does from the first step (7.17 after 9 epochs, 8.56 after 16)
-        "mean": _run(tmp_path / "mean", epochs=EPOCHS // 2, byzantine=1, attack="sign-flip", aggregator="mean"),
+        # the mean only has to diverge, which it does from the first step (6.09 after 4 epochs, 6.72-6.75 after 8,
+        # 8.56 after 16, from 5.37)
+        "mean": _run(tmp_path / "mean", epochs=EPOCHS // 4, byzantine=1, attack="sign-flip", aggregator="mean"),
     }
 
     start = next(r["val_loss"] for r in metrics["clean"]["peer0"] if r["event"] == "start")
