@@ -24,6 +24,7 @@ from typing import Any
 import hivemind
 from hivemind.utils import get_dht_time
 
+from node.swarm import barrier
 from protocol.errors import PeersNotFound
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,19 @@ def join(dht: hivemind.DHT, run_id: str, fingerprint: str, description: str) -> 
     return swarm_key(run_id, fingerprint)
 
 
-def explain(error: PeersNotFound, dht: hivemind.DHT, run_id: str, fingerprint: str) -> PeersNotFound:
-    """``error`` (peers of this model missing), with the run's peers of other models named when there are some."""
-    others = other_models(dht, run_id, fingerprint)
-    return PeersNotFound(f"{error}; {describe_others(run_id, others, fingerprint)}") if others else error
+def wait_for_peers(dht: hivemind.DHT, run_id: str, fingerprint: str, name: str, expected: int, timeout: float) -> set[str]:
+    """``barrier.wait_for_peers`` among the run's peers of this model; its PeersNotFound names the run's peers of
+    other models, when there are some."""
+    try:
+        return barrier.wait_for_peers(dht, swarm_key(run_id, fingerprint), name, expected, timeout, label=run_id)
+    except PeersNotFound as e:
+        others = other_models(dht, run_id, fingerprint)
+        if not others:
+            raise
+        raise PeersNotFound(f"{e}; {describe_others(run_id, others, fingerprint)}") from None
+
+
+def keep_fresh(dht: hivemind.DHT, run_id: str, fingerprint: str, description: str) -> None:
+    """Renew this peer's start-barrier arrival and model record (each epoch), for peers that start or restart later."""
+    barrier.arrive(dht, swarm_key(run_id, fingerprint), "start", label=run_id)
+    announce(dht, run_id, fingerprint, description)

@@ -42,7 +42,7 @@ from typing import Any
 
 import torch
 
-from node.swarm import barrier, codecs, models
+from node.swarm import codecs, models
 from node.swarm.agreement import Outcome, RoundAgreement, sketch
 from node.swarm.dht import peer_id_of, round_bits, start_dht, visible_maddrs
 from node.swarm.outer import OuterState, initial_state, outer_step, pseudo_gradient
@@ -132,7 +132,7 @@ class DilocoTrainer(Trainer):
         if self._resume is not None:
             first_round = self._load_resume(model, inner)
         val = val_batches(self.corpus, self.cfg.model.block_size, self.cfg.eval_windows)
-        fingerprint = model_fingerprint(self.cfg.model, model)
+        self.fingerprint = model_fingerprint(self.cfg.model, model)
         self._emit(stage="joining")
         dht = start_dht(self.swarm)
         averager = None
@@ -141,7 +141,7 @@ class DilocoTrainer(Trainer):
             peer = peer_id_of(dht)
             self._emit(peer_id=peer, maddrs=visible_maddrs(dht))
             # everything averaged is keyed by the run and the model: peers of other models never meet (node.swarm.models)
-            key = self.swarm_key = models.join(dht, self.swarm.run_id, fingerprint, describe_model(self.cfg.model))
+            key = models.join(dht, self.swarm.run_id, self.fingerprint, describe_model(self.cfg.model))
             averager = PseudoGradientAverager(
                 [torch.zeros_like(p, device="cpu") for p in model.parameters()], dht,
                 aggregator=make_aggregator(self.swarm.aggregator, tau=self.swarm.clip_tau,
@@ -158,14 +158,11 @@ class DilocoTrainer(Trainer):
                 if self.swarm.agreement_timeout > 0 else None
             self._metric("start", epoch=first_round, val_loss=evaluate(model, val, self.device),
                          resumed=self._resume is not None, device=str(self.device), params=model.num_params(),
-                         shards=self.shard_ids, train_bytes=len(self.corpus.train), maddrs=self.status.maddrs, model=fingerprint,
+                         shards=self.shard_ids, train_bytes=len(self.corpus.train), maddrs=self.status.maddrs, model=self.fingerprint,
                          mode="diloco", inner_steps=self.cfg.inner_steps, compression=self.cfg.compression)
             self._emit(stage="waiting-for-peers")
-            try:
-                barrier.wait_for_peers(dht, key, "start", self.swarm.expected_peers, self.swarm.peer_wait_timeout,
-                                       label=self.swarm.run_id)
-            except PeersNotFound as e:
-                raise models.explain(e, dht, self.swarm.run_id, fingerprint) from None
+            models.wait_for_peers(dht, self.swarm.run_id, self.fingerprint, "start", self.swarm.expected_peers,
+                                  self.swarm.peer_wait_timeout)
             self._train_rounds(dht, averager, agreement, pool, model, inner, val, PeerId(peer), first_round)
         finally:
             self._emit(stage="stopping")
@@ -229,8 +226,8 @@ class DilocoTrainer(Trainer):
                      **self._accounting(averager))
         if not self._stop_requested:
             try:
-                barrier.wait_for_peers(dht, self.swarm_key, "end", self.swarm.expected_peers, cfg.end_barrier_timeout,
-                                       label=self.swarm.run_id)
+                models.wait_for_peers(dht, self.swarm.run_id, self.fingerprint, "end", self.swarm.expected_peers,
+                                      cfg.end_barrier_timeout)
             except PeersNotFound as e:
                 log.warning("end barrier: %s", e)
         self._checkpoint_diloco(model, self.next_round)

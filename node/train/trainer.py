@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from node.swarm import barrier, models
+from node.swarm import models
 from node.swarm.agreement import sketch
 from node.swarm.collab import CollaborativeOptimizer, make_optimizer, peers_in_swarm
 from node.swarm.config import SwarmConfig
@@ -132,7 +132,6 @@ class Trainer:
         self._stop_requested = False
         self.work: Any = None  # node.train.sketch.WorkRecorder when the peer signs receipts (train.keystore set)
         self.fingerprint = ""  # this peer's model (node.train.model.model_fingerprint), once built
-        self.swarm_key = swarm.run_id  # what it averages under: its run and its model (node.swarm.models), once joined
         # Fail before joining the swarm: a corrupt checkpoint must stop the start, not be overwritten.
         self._resume = None if train.fresh or train.checkpoint_path is None else load_checkpoint(train.checkpoint_path)
         if self._resume is not None and self._resume.get("run_id") != swarm.run_id:
@@ -176,8 +175,8 @@ class Trainer:
                                       self.corpus, self.cfg.shard_store, self.cfg.keystore, self.cfg.password_file,
                                       self.cfg.snapshot_dir, self.cfg.checkpoint_path)
             log.info("peer %s listening on %s", peer, " ".join(self.status.maddrs))
-            self.swarm_key = models.join(dht, self.swarm.run_id, self.fingerprint, describe_model(self.cfg.model))
-            opt = self._make_optimizer(dht, model)
+            key = models.join(dht, self.swarm.run_id, self.fingerprint, describe_model(self.cfg.model))
+            opt = self._make_optimizer(dht, model, key)
             if self._resume is not None:
                 opt.load_state_dict(self._resume["optimizer"])
                 log.info("resumed from %s at epoch %d", self.cfg.checkpoint_path, opt.local_epoch)
@@ -186,11 +185,8 @@ class Trainer:
                          shards=self.shard_ids, train_bytes=len(self.corpus.train),
                          maddrs=self.status.maddrs, model=self.fingerprint)
             self._emit(stage="waiting-for-peers")
-            try:
-                barrier.wait_for_peers(dht, self.swarm_key, "start", self.swarm.expected_peers,
-                                       self.swarm.peer_wait_timeout, label=self.swarm.run_id)
-            except PeersNotFound as e:
-                raise models.explain(e, dht, self.swarm.run_id, self.fingerprint) from None
+            models.wait_for_peers(dht, self.swarm.run_id, self.fingerprint, "start", self.swarm.expected_peers,
+                                  self.swarm.peer_wait_timeout)
             self._train(dht, opt, model, val, peer)
         finally:
             self._emit(stage="stopping")
@@ -203,7 +199,7 @@ class Trainer:
                 dht.shutdown()
                 self._emit(stage="stopped")
 
-    def _make_optimizer(self, dht: Any, model: GPT) -> CollaborativeOptimizer:
+    def _make_optimizer(self, dht: Any, model: GPT, key: str) -> CollaborativeOptimizer:
         cfg = self.cfg
 
         def lr_at(epoch: int) -> float:
@@ -211,7 +207,7 @@ class Trainer:
 
         return make_optimizer(
             dht,
-            replace(self.swarm, run_id=self.swarm_key),  # peers of other models never meet in a round
+            replace(self.swarm, run_id=key),  # the run's and the model's: peers of other models never meet in a round
             params=model.parameters(),
             optimizer=lambda params: ClippedAdamW(params, cfg.max_grad_norm, lr=cfg.lr, betas=(0.9, 0.95),
                                                   weight_decay=cfg.weight_decay),
@@ -305,8 +301,7 @@ class Trainer:
         val_loss = evaluate(model, val, self.device) if evaluate_now else None
         if new_epoch % max(1, self.cfg.checkpoint_every) == 0:
             self._checkpoint(opt, model)
-        barrier.arrive(dht, self.swarm_key, "start", label=self.swarm.run_id)  # fresh for peers that restart later
-        models.announce(dht, self.swarm.run_id, self.fingerprint, describe_model(self.cfg.model))  # fresh likewise
+        models.keep_fresh(dht, self.swarm.run_id, self.fingerprint, describe_model(self.cfg.model))
         elapsed = time.monotonic() - started
         self._metric(
             "epoch", epoch=epoch, new_epoch=new_epoch, local_steps=steps, samples=samples,
@@ -324,8 +319,8 @@ class Trainer:
     def _finish(self, dht: Any, opt: CollaborativeOptimizer, model: GPT, val: list) -> None:
         self._metric("final", epoch=opt.local_epoch, val_loss=evaluate(model, val, self.device))
         try:
-            barrier.wait_for_peers(dht, self.swarm_key, "end", self.swarm.expected_peers, self.cfg.end_barrier_timeout,
-                                   label=self.swarm.run_id)
+            models.wait_for_peers(dht, self.swarm.run_id, self.fingerprint, "end", self.swarm.expected_peers,
+                                  self.cfg.end_barrier_timeout)
         except PeersNotFound as e:  # a peer that died at the end must not cost this peer its checkpoint
             log.warning("end barrier: %s", e)
 

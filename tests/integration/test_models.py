@@ -60,12 +60,17 @@ def test_peers_announce_their_models_and_see_the_others(caplog):
             assert b.store("run-x_models", subkey="QmJunk", value=value, expiration_time=get_dht_time() + 60)
             assert set(models.other_models(a, "run-x", "aaaaaaaaaaaa")) == {"cccccccccccc"}
 
-        # A barrier that times out names the run's peers of other models
-        error = models.explain(PeersNotFound("only 1 of 3 peers of run 'run-x' appeared within 5 s"), c, "run-x",
-                               "cccccccccccc")
-        assert str(error).startswith("only 1 of 3 peers of run 'run-x' appeared within 5 s; run 'run-x' also has 2 peer(s)")
-        plain = PeersNotFound("only 1 of 3")
-        assert models.explain(plain, a, "run-z", "aaaaaaaaaaaa") is plain  # nobody else: the error as it was
+        # A barrier counts the peers of this model only, and its timeout names the run's peers of other models
+        assert len(models.wait_for_peers(a, "run-x", "aaaaaaaaaaaa", "start", 1, timeout=5)) == 1
+        assert len(models.wait_for_peers(b, "run-x", "aaaaaaaaaaaa", "start", 2, timeout=10)) == 2
+        with pytest.raises(PeersNotFound) as error:
+            models.wait_for_peers(c, "run-x", "cccccccccccc", "start", 2, timeout=1)
+        assert str(error.value).startswith("only 1 of 2 peers of run 'run-x' appeared within 1 s; "), error.value
+        assert "; run 'run-x' also has 2 peer(s) with model aaaaaaaaaaaa (" in str(error.value), error.value
+        with pytest.raises(PeersNotFound) as error:  # nobody of another model in this run: the plain message
+            models.wait_for_peers(a, "run-z", "aaaaaaaaaaaa", "start", 2, timeout=1)
+        assert str(error.value).startswith("only 1 of 2 peers of run 'run-z' appeared within 1 s; start the missing")
+        assert "also has" not in str(error.value)
     finally:
         for dht in (a, b, c):
             dht.shutdown()
