@@ -79,9 +79,9 @@ def _ddp_worker(rank: int, setup: Setup, port: int, out_dir: str) -> None:
     from torch.nn.parallel import DistributedDataParallel
 
     from node.train.data import assigned_batch, demo_corpus, val_batches
-    from node.train.diloco import inner_lr_factor
-    from node.train.model import GPTConfig, build_model
-    from node.train.trainer import evaluate, run_seed
+    from node.sync.diloco import inner_lr_factor
+    from node.train.evaluation import evaluate
+    from node.train.model import GPTConfig, build_model, run_seed
     from protocol.types import Epoch, PeerId, RunId
 
     torch.set_num_threads(1)

@@ -8,7 +8,7 @@ Start: the side-loop comes up first (status endpoint, telemetry), so a node that
 later still says why on /status and MQTT. Run: the trainer blocks the main thread.
 Stop (first SIGINT/SIGTERM): the trainer finishes its step and writes its checkpoint;
 while it is still in the DHT it publishes the signed receipts the DHT has not accepted
-yet (for at most ``node.train.sketch.STOP_FLUSH_S``) and writes those it still refuses
+yet (for at most ``node.train.loop.STOP_FLUSH_S``) and writes those it still refuses
 to ``<checkpoint>.receipts``, which the next start publishes; then it leaves the DHT.
 Telemetry sends what it holds (``FLUSH_TIMEOUT_S`` at most) and the process exits 0.
 A second signal forces: KeyboardInterrupt unwinds through the same stop path.
@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from node.config import NodeConfig
+from node.hooks import NO_HOOKS, Hooks
 from node.peer_key import ensure_key_file
 from node.sideloop import SideLoop
 from node.telemetry.http import StatusServer
@@ -42,8 +43,9 @@ FLUSH_TIMEOUT_S = 3.0  # telemetry's last words may take this long; SIGTERM-to-e
 
 
 class Daemon:
-    def __init__(self, cfg: NodeConfig, on_status: Callable[[Any], None] | None = None) -> None:
+    def __init__(self, cfg: NodeConfig, on_status: Callable[[Any], None] | None = None, hooks: Hooks = NO_HOOKS) -> None:
         self.cfg = cfg
+        self.hooks = hooks  # node.hooks: the testnet's and tests' injection points; no-ops on a real node
         self.state = NodeState(cfg.swarm.run_id)
         self.stage = DaemonStage.STARTING
         self._extra_status = on_status  # e.g. the terminal progress line
@@ -111,12 +113,23 @@ class Daemon:
             if peer:
                 self.side.call(self.state.on_trainer_status, {"stage": "starting", "peer_id": peer})
         # torch and hivemind load here, after the endpoint is up
-        from node.train.diloco import DilocoTrainer
-        from node.train.trainer import Trainer
+        from node.sync import make_synchronizer
+        from node.train.loop import Trainer
 
         train = self.cfg.train()
-        trainer_class = DilocoTrainer if train.mode == "diloco" else Trainer
-        self._trainer = trainer_class(self.cfg.swarm, train, on_status=self._on_status, on_event=self._on_event)
+        sync = make_synchronizer(swarm, train, self.hooks)
+
+        def receipts(joined: Any, corpus: Any, shard_ids: list[str]) -> Any:
+            # Always made in a mode that signs receipts: it installs the receipt record validators on the
+            # DHT, which every peer must run, whether or not it signs (that needs a keystore).
+            from node.train.sketch import make_recorder
+
+            return make_recorder(joined.dht, swarm.run_id, joined.peer_id, train.batch_size, train.model.block_size,
+                                 corpus, train.shard_store, train.keystore, train.password_file, train.snapshot_dir,
+                                 train.checkpoint_path)
+
+        self._trainer = Trainer(swarm, train, sync=sync, receipts=receipts if sync.signs_receipts else None,
+                                hooks=self.hooks, on_status=self._on_status, on_event=self._on_event)
         if self._stop_requested:
             return
         self._set_stage(DaemonStage.RUNNING)

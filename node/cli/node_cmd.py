@@ -17,6 +17,7 @@ import typer
 
 from node.cli.common import graceful_signals, user_errors
 from node.config import BY_DOTTED
+from node.hooks import NO_HOOKS
 
 app = typer.Typer(no_args_is_help=True, help="Run a node (one training peer).")
 
@@ -30,6 +31,7 @@ def _h(dotted: str) -> str:
 
 @app.command()
 def start(
+    ctx: typer.Context,
     config: Annotated[Optional[Path], typer.Option(help="TOML config file (see `hivenet init`); default: $HIVENET_CONFIG.")] = None,
     run_id: Annotated[Optional[str], typer.Option(help=_h("swarm.run_id"))] = None,
     initial_peers: Annotated[Optional[list[str]], typer.Option("--initial-peers", help=_h("swarm.initial_peers") + " (repeatable)")] = None,
@@ -73,11 +75,6 @@ def start(
     aggregator: Annotated[Optional[str], typer.Option(help="How gradients are combined: centered-clip (default, robust) | trimmed-mean | median | mean.")] = None,
     worker_momentum: Annotated[Optional[float], typer.Option(help="Send momentum b*m+(1-b)*g instead of the gradient (0: off); helps robust aggregators.")] = None,
     min_group_size: Annotated[Optional[int], typer.Option(help="Smallest gradient-averaging group (3+ so robust rules have an honest majority to find).")] = None,
-    # Testing faults: hidden, and refused outside `hivenet testnet up` (see node.testnet.attacks).
-    attack: Annotated[Optional[str], typer.Option(hidden=True)] = None,
-    slowdown: Annotated[Optional[float], typer.Option(hidden=True)] = None,
-    send_delay: Annotated[Optional[float], typer.Option(hidden=True)] = None,
-    dump_rounds: Annotated[Optional[Path], typer.Option(hidden=True)] = None,
 ) -> None:
     """Run one training peer in the foreground until --max-epochs or Ctrl-C (checkpoints on both).
 
@@ -104,17 +101,17 @@ def start(
 
         cfg = load_config(config_path(config, os.environ), os.environ, flags)
         cfg = _with_averaging(cfg, aggregator, worker_momentum, min_group_size)
-        _install_testing_faults(attack, slowdown, send_delay, dump_rounds)
+        hooks = ctx.obj.get("hooks", NO_HOOKS) if isinstance(ctx.obj, dict) else NO_HOOKS
         setup_logging(cfg.log.level, str(cfg.log.file) if cfg.log.file else None, cfg.log.json)
         if progress and not cfg.log.json:
             from node.cli.progress import PeerProgress
 
             display = PeerProgress()
-            daemon = Daemon(cfg, on_status=display.update)
+            daemon = Daemon(cfg, on_status=display.update, hooks=hooks)
             with display, graceful_signals(daemon.request_stop):
                 daemon.run()
         else:
-            daemon = Daemon(cfg)
+            daemon = Daemon(cfg, hooks=hooks)
             with graceful_signals(daemon.request_stop):
                 daemon.run()
 
@@ -140,18 +137,3 @@ def _with_averaging(cfg, aggregator: str | None, worker_momentum: float | None, 
             raise ConfigError(f"--min-group-size must be at least 2, not {min_group_size}")
         changes["min_group_size"] = min_group_size
     return replace(cfg, swarm=replace(cfg.swarm, **changes)) if changes else cfg
-
-
-def _install_testing_faults(attack: str | None, slowdown: float | None, send_delay: float | None,
-                            dump_rounds: Path | None) -> None:
-    """Testnet peers only: make this process's trainer misbehave as asked (ConfigError anywhere else)."""
-    if attack is None and slowdown is None and send_delay is None and dump_rounds is None:
-        return
-    from node.testnet.attacks import Faults, Slowdown, make_attack, require_testnet
-    from node.train.trainer import Trainer
-
-    require_testnet(dict(os.environ), "--attack/--slowdown/--send-delay/--dump-rounds")
-    Trainer.faults = Faults(
-        attack=make_attack(attack) if attack else None, slowdown=Slowdown(slowdown) if slowdown else None,
-        send_delay=send_delay or 0.0, round_dump_dir=dump_rounds,
-    )

@@ -8,7 +8,7 @@ import time
 from rich.live import Live
 from rich.table import Table
 
-from node.train.trainer import PeerStatus
+from node.train.loop import PeerStatus
 
 
 class PeerProgress:

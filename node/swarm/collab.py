@@ -494,6 +494,7 @@ def make_optimizer(
     gradient_transform: GradientTransform | None = None,
     send_delay: float = 0.0,
     round_dump_dir: Path | None = None,
+    hooks: Any = None,
 ) -> CollaborativeOptimizer:
     """The run's collaborative optimizer, with the settings that make separate processes really average.
 
@@ -501,6 +502,8 @@ def make_optimizer(
     then ``gradient_transform`` (testnet attacks) shape what this peer sends; ``send_delay`` and
     ``round_dump_dir`` are fault-injection and inspection hooks for tests.
     """
+    if hooks is not None and hasattr(hooks, "optimizer_hooks"):
+        return make_optimizer(dht, cfg, params, optimizer, scheduler, batch_size_per_step, **hooks.optimizer_hooks())
     aggregator = make_aggregator(cfg.aggregator, tau=cfg.clip_tau, iterations=cfg.clip_iterations,
                                  trim_fraction=cfg.trim_fraction)
     momentum = WorkerMomentum(cfg.worker_momentum) if cfg.worker_momentum > 0 else None

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from node.hooks import Hooks
 from protocol.errors import ConfigError
 
 TESTNET_ENV = "HIVENET_TESTNET"  # set by the testnet supervisor for its peers; attack flags refuse to run without it
@@ -160,7 +161,7 @@ def require_testnet(environ: dict[str, str] | None, what: str) -> None:
 
 
 @dataclass
-class Faults:
+class Faults(Hooks):
     """Everything a testnet peer may do wrong, handed to ``Trainer.faults``; all off by default."""
 
     attack: Attack | None = None  # Byzantine behaviour (gradients and/or labels)
@@ -174,6 +175,12 @@ class Faults:
     def after_step(self, seconds: float) -> None:
         if self.slowdown is not None:
             self.slowdown.after_step(seconds)
+
+    def transform_labels(self, y: torch.Tensor, num_classes: int) -> torch.Tensor:
+        return self.corrupt_labels(y, num_classes)
+
+    def after_local_step(self, compute_s: float) -> None:
+        self.after_step(compute_s)
 
     def optimizer_hooks(self) -> dict[str, Any]:
         """Keyword arguments for ``node.swarm.collab.make_optimizer``."""

@@ -1,8 +1,9 @@
 """Peer processes of a local testnet: start, signal, kill, restart.
 
-Each peer is ``hivenet node start`` in its own process group (hivemind's DHT,
-averagers and p2pd are children; killing only the main process would orphan
-them), with one torch thread so N peers share few cores fairly.
+Each peer is ``hivenet node start``, run through ``node.testnet.peer_main`` (which injects the
+testnet's faults as hooks), in its own process group (hivemind's DHT, averagers and p2pd are
+children; killing only the main process would orphan them), with one torch thread so N peers
+share few cores fairly.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class PeerProcess:
     def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **self.env}
-        cmd = [sys.executable, "-m", "node.cli", "node", "start", *self.args,
+        cmd = [sys.executable, "-m", "node.testnet.peer_main", *self.args,
                "--checkpoint", str(self.checkpoint_path), "--metrics", str(self.metrics_path),
                "--log-file", str(self.log_path), "--no-progress"]
         out = open(self.dir / "stdout.txt", "ab")

@@ -127,6 +127,11 @@ class GPT(nn.Module):
         return logits, loss
 
 
+def run_seed(run_id: str) -> int:
+    """Initial-weights seed shared by every peer of a run."""
+    return int.from_bytes(hashlib.sha256(b"hivenet/init/" + run_id.encode()).digest()[:8], "big") >> 1
+
+
 def build_model(cfg: GPTConfig, seed: int) -> GPT:
     """A GPT whose initial weights depend only on ``seed``: peers of one run start identical."""
     gen_state = torch.random.get_rng_state()

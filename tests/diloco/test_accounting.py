@@ -5,7 +5,7 @@ import dataclasses
 from node.telemetry.http import NodeMetrics
 from node.telemetry.state import NodeState
 from node.testnet.metrics import summarize
-from node.train.trainer import PeerStatus
+from node.train.loop import PeerStatus
 
 
 def test_status_and_prometheus_carry_bytes_and_utilization():

@@ -6,7 +6,7 @@ import torch
 from node.swarm.config import SwarmConfig
 from node.train.checkpoint import load_checkpoint, save_checkpoint
 from node.train.config import TrainConfig
-from node.train.trainer import Trainer
+from node.train.loop import Trainer
 from protocol.errors import CheckpointError
 
 
