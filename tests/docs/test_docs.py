@@ -10,6 +10,7 @@ ignored); no http(s) URL is a link or a bare, auto-linked URL outside code.
 from __future__ import annotations
 
 import re
+from collections.abc import Set
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,7 @@ def link_targets(markdown: str) -> list[str]:
     return _INLINE_LINK.findall(text) + _REFERENCE_DEF.findall(text) + _AUTOLINK.findall(text)
 
 
-def link_problems(page: Path, root: Path = ROOT, generated: frozenset[Path] | set[Path] = frozenset()) -> list[str]:
+def link_problems(page: Path, root: Path = ROOT, generated: Set[Path] = frozenset()) -> list[str]:
     """Why each link of ``page`` is not allowed (empty when every one is relative and resolves in ``root``)."""
     markdown = page.read_text(encoding="utf-8")
     unlinked = prose(markdown)
