@@ -39,7 +39,7 @@ _BASE58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 class KeystoreConfig:
     """scrypt cost of a new keystore (opening uses the parameters stored in the file)."""
 
-    # 2**15 * 8 * 128 B = 32 MiB and ~0.1 s per derivation: costly to brute-force, cheap once.
+    # 2**15 * 8 * 128 B = 32 MiB of memory per derivation: costly to brute-force, cheap to open once.
     scrypt_n: int = 2**15
     # Block size and parallelism as recommended for interactive logins.
     scrypt_r: int = 8

@@ -29,7 +29,7 @@ class DedupConfig:
     lsh_threshold: float = 0.7  # LSH candidate threshold, below near_threshold to limit LSH false negatives
     num_perm: int = 128  # MinHash permutations: estimate std ~0.035 at J=0.8
     seed: int = 1  # fixed so every validator computes the same signatures
-    max_dup_frac: float = 0.5  # a shard fails above this; the Python docs repeat ~20% of paragraphs across topics
+    max_dup_frac: float = 0.5  # a shard fails above this; real documentation repeats paragraphs across topics
 
 
 def record_hash(record: bytes) -> bytes:

@@ -31,7 +31,7 @@ class QualityConfig:
     dup_ngram: int = 5  # word n-gram size for the repeated n-gram rule
     max_dup_ngram_char_frac: float = 0.3  # characters covered by repeated n-grams (Gopher uses 0.15 for 5-grams)
     max_bad_record_frac: float = 0.4  # a shard fails if more of its records break a rule
-    min_shard_stop_word_frac: float = 0.03  # with STOP_WORDS: English prose ~0.3, Python docs ~0.25, mashed keys < 0.01
+    min_shard_stop_word_frac: float = 0.03  # with STOP_WORDS: far below prose and documentation, above mashed keys
     min_punct_end_frac: float = 0.2  # C4: good text ends lines with terminal punctuation
 
 

@@ -88,8 +88,8 @@ class EmbeddedBroker:
             await self._stop.wait()
         finally:
             # Stop listening first: amqtt closes its listeners only after every session's handler stopped, and a
-            # handler can hang (seen in CI: the shutdown timed out after 5 s with the port still bound, so a
-            # broker restarted on that port could not start). amqtt offers no public way to this.
+            # handler can hang, which would keep the port bound past the shutdown timeout so that a broker
+            # restarted on that port could not start. amqtt offers no public way to this.
             for server in getattr(broker, "_servers", {}).values():
                 if getattr(server, "instance", None) is not None:
                     server.instance.close()

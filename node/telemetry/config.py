@@ -52,7 +52,7 @@ class TelemetryConfig:
     # and the publish that notices a dead broker when training is quiet.
     heartbeat_s: float = 5.0
     # Reconnect backoff doubles from the first to the last value; the cap bounds how long a node
-    # stays silent after its broker comes back (acceptance: publishes again within 10 s).
+    # stays silent after its broker comes back (it must publish again within 10 s).
     initial_backoff_s: float = 0.5
     max_backoff_s: float = 4.0
     connect_timeout_s: float = 5.0  # one CONNECT (and each QoS 1 publish) may take this long
