@@ -8,7 +8,7 @@ Start: the side-loop comes up first (status endpoint, telemetry), so a node that
 later still says why on /status and MQTT. Run: the trainer blocks the main thread.
 Stop (first SIGINT/SIGTERM): the trainer finishes its step and writes its checkpoint;
 while it is still in the DHT it publishes the signed receipts the DHT has not accepted
-yet (for at most ``node.train.sketch.STOP_FLUSH_S``) and writes those it still refuses
+yet (for at most ``node.work.recorder.STOP_FLUSH_S``) and writes those it still refuses
 to ``<checkpoint>.receipts``, which the next start publishes; then it leaves the DHT.
 Telemetry sends what it holds (``FLUSH_TIMEOUT_S`` at most) and the process exits 0.
 A second signal forces: KeyboardInterrupt unwinds through the same stop path.

@@ -31,7 +31,8 @@ from node.train.config import TrainConfig
 from node.train.data import Corpus, assigned_batch, demo_corpus, val_batches, vetted_corpus
 from node.train.model import GPT, build_model, describe_model, model_fingerprint
 from node.train.optim import ClippedAdamW
-from node.train.sketch import STOP_FLUSH_S, make_recorder
+from node.work.board import install_receipt_validator, receipt_board
+from node.work.recorder import STOP_FLUSH_S, RecorderConfig, open_recorder
 from protocol.errors import CheckpointError, ConfigError, PeersNotFound
 from protocol.types import Epoch, PeerId, RunId
 
@@ -130,7 +131,7 @@ class Trainer:
         self.status = PeerStatus()
         self.device = resolve_device(train.device)
         self._stop_requested = False
-        self.work: Any = None  # node.train.sketch.WorkRecorder when the peer signs receipts (train.keystore set)
+        self.work: Any = None  # node.work.recorder.WorkRecorder when the peer signs receipts (train.keystore set)
         self.fingerprint = ""  # this peer's model (node.train.model.model_fingerprint), once built
         # Fail before joining the swarm: a corrupt checkpoint must stop the start, not be overwritten.
         self._resume = None if train.fresh or train.checkpoint_path is None else load_checkpoint(train.checkpoint_path)
@@ -171,9 +172,14 @@ class Trainer:
         try:
             peer = peer_id_of(dht)
             self._emit(peer_id=peer, maddrs=visible_maddrs(dht))
-            self.work = make_recorder(dht, self.swarm.run_id, peer, self.cfg.batch_size, self.cfg.model.block_size,
-                                      self.corpus, self.cfg.shard_store, self.cfg.keystore, self.cfg.password_file,
-                                      self.cfg.snapshot_dir, self.cfg.checkpoint_path)
+            install_receipt_validator(dht, self.swarm.run_id)  # every peer refuses forged receipts, signer or not
+            if self.cfg.keystore is not None:
+                self.work = open_recorder(RecorderConfig(
+                    run_id=self.swarm.run_id, peer_id=peer, batch_size=self.cfg.batch_size,
+                    n_samples=self.corpus.n_train_samples(self.cfg.model.block_size), train_bytes=len(self.corpus.train),
+                    keystore=self.cfg.keystore, password_file=self.cfg.password_file, shard_store=self.cfg.shard_store,
+                    snapshot_dir=self.cfg.snapshot_dir, checkpoint=self.cfg.checkpoint_path),
+                    receipt_board(dht, self.swarm.run_id).publish)
             log.info("peer %s listening on %s", peer, " ".join(self.status.maddrs))
             key = models.join(dht, self.swarm.run_id, self.fingerprint, describe_model(self.cfg.model))
             opt = self._make_optimizer(dht, model, key)
