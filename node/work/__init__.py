@@ -8,5 +8,6 @@
     spool.py      receipts the DHT has not accepted yet, kept across a restart
     board.py      the DHT receipt board of ``node.swarm`` bound to this wire format
 
-Nothing here imports hivemind: the DHT part lives in ``node.swarm.receipt_board``.
+No module here imports hivemind: the DHT part lives in ``node.swarm.receipt_board``, which
+``board.py`` binds; the rest (the validator's recomputation included) loads without it.
 """
