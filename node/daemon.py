@@ -120,13 +120,18 @@ class Daemon:
         sync = make_synchronizer(swarm, train, self.hooks)
 
         def receipts(joined: Any, corpus: Any, shard_ids: list[str]) -> Any:
-            # Always made in a mode that signs receipts: it installs the receipt record validators on the
-            # DHT, which every peer must run, whether or not it signs (that needs a keystore).
-            from node.train.sketch import make_recorder
+            from node.work.board import install_receipt_validator, receipt_board
+            from node.work.recorder import RecorderConfig, open_recorder
 
-            return make_recorder(joined.dht, swarm.run_id, joined.peer_id, train.batch_size, train.model.block_size,
-                                 corpus, train.shard_store, train.keystore, train.password_file, train.snapshot_dir,
-                                 train.checkpoint_path)
+            install_receipt_validator(joined.dht, swarm.run_id)  # every peer refuses forged receipts, signer or not
+            if train.keystore is None:
+                return None
+            return open_recorder(RecorderConfig(
+                run_id=swarm.run_id, peer_id=joined.peer_id, batch_size=train.batch_size,
+                n_samples=corpus.n_train_samples(train.model.block_size), train_bytes=len(corpus.train),
+                keystore=train.keystore, password_file=train.password_file, shard_store=train.shard_store,
+                snapshot_dir=train.snapshot_dir, checkpoint=train.checkpoint_path),
+                receipt_board(joined.dht, swarm.run_id).publish)
 
         self._trainer = Trainer(swarm, train, sync=sync, receipts=receipts if sync.signs_receipts else None,
                                 hooks=self.hooks, on_status=self._on_status, on_event=self._on_event)

@@ -2,7 +2,7 @@
 
 A production node always runs with ``Hooks()``: every method returns its input unchanged or does nothing.
 The testnet (``node.testnet.faults``) and tests pass a subclass down as a value (``Daemon(cfg, hooks=...)``,
-``Trainer(..., hooks=...)``, ``make_optimizer(..., hooks=...)``, the validator's config), to make a peer
+``Trainer(..., hooks=...)``, ``make_optimizer(..., hooks=...)``, ``Validator(..., hooks=...)``), to make a peer
 misbehave (wrong labels or gradients, slow compute, slow sends) or to record what it did (each round's
 tensors). No flag, environment variable or class attribute of a production module turns one on.
 

@@ -36,7 +36,7 @@ class TestnetConfig:
     peer_env: dict[str, str] = field(default_factory=dict)  # extra environment for every peer
     contributors: int = 3  # data contributors: the demo corpus is packed into one vetted shard each (0: raw corpus)
     # Receipts and rewards (issue 5): trainers sign receipts; `validators` run in this process
-    # (node.validation.service), check them and settle each epoch on `chain` (embedded | anvil). 0: off.
+    # (node.testnet.validation), check them and settle each epoch on `chain` (embedded | anvil). 0: off.
     validators: int = 0
     chain: str = "embedded"
     receipt_p: float = 1.0  # fraction of receipts the validators recompute
@@ -68,7 +68,7 @@ class Testnet:
         self._tails: dict[str, MetricsTail] = {}
         self.shards: list[dict[str, Any]] = []
         self.accounts: dict[int, str] = {}  # peer index -> reward address (receipts on)
-        self.validation: Any = None  # node.validation.service.ValidationService while running
+        self.validation: Any = None  # node.testnet.validation.ValidationService while running
         self.validation_result: dict[str, Any] = {}  # rewards, receipts_rejected, ... once finished
         self.broker_url = ""  # the peers' --broker, once started
         self._embedded_broker: Any = None
@@ -134,7 +134,7 @@ class Testnet:
         self.bootstrap = bootstrap_address(self.cfg.run_dir / "peer0", free_port())
         (self.cfg.run_dir / "bootstrap.txt").write_text(self.bootstrap + "\n")
         if self.cfg.validators > 0:
-            from node.validation.service import make_keystore
+            from node.testnet.validation import make_keystore
 
             self.accounts = {i: make_keystore(self.cfg.run_dir / f"peer{i}" / "node.key") for i in range(self.cfg.peers)}
         for i in range(self.cfg.peers):
@@ -151,8 +151,8 @@ class Testnet:
         from eth_account import Account
 
         from node.train.model import GPTConfig
-        from node.validation.service import ServiceConfig, ValidationService
-        from node.validator import ValidatorConfig
+        from node.testnet.validation import ServiceConfig, ValidationService
+        from node.validator.service import ValidatorConfig
 
         c = self.cfg
         owners = {s["shard_id"]: Account.create().address.lower() for s in self.shards if s["shard_id"]}

@@ -323,7 +323,7 @@ class ScenarioRun:
         net = self.net
         index = len(net.peers)
         if net.cfg.validators > 0:
-            from node.validation.service import make_keystore
+            from node.testnet.validation import make_keystore
 
             net.accounts[index] = make_keystore(net.cfg.run_dir / f"peer{index}" / "node.key")
             if net.validation is not None:

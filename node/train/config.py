@@ -33,7 +33,7 @@ class TrainConfig:
     end_barrier_timeout: float = 60.0  # at the end, wait this long for the others to finish their last round
     keystore: Path | None = None  # sign work receipts with this keystore's Ethereum account (None: no receipts)
     password_file: Path | None = None  # file holding the keystore password (first line)
-    snapshot_dir: Path | None = None  # epoch-start parameters for validators, content-addressed (see node.train.sketch)
+    snapshot_dir: Path | None = None  # epoch-start parameters for validators, content-addressed (see node.work.snapshots)
     # How peers combine their work: "sync" averages gradients every collaborative epoch (hivemind.Optimizer);
     # "diloco" takes inner_steps local AdamW steps, then averages the parameter change (node.train.diloco).
     mode: str = "sync"

@@ -235,22 +235,22 @@ def deployed_chain(workdir: Path) -> Iterator[tuple[str, Path]]:
 def receipt_observer(run_id: str) -> Iterator[tuple[Any, list[str]]]:
     """A DHT node that reads receipts as a validator does and outlives the node under test.
 
-    Yields (its ``ReceiptBoard``, its multiaddrs for ``--initial-peers``); shut down on exit.
+    Yields (its receipt board, its multiaddrs for ``--initial-peers``); shut down on exit.
     """
     import hivemind
 
-    from node.swarm.receipts import ReceiptBoard
+    from node.work.board import receipt_board
 
     dht = hivemind.DHT(start=True)
     try:
-        yield ReceiptBoard(dht, run_id), [str(m) for m in dht.get_visible_maddrs()]
+        yield receipt_board(dht, run_id), [str(m) for m in dht.get_visible_maddrs()]
     finally:
         dht.shutdown()
 
 
 def keystore_args(dir: Path) -> tuple[str, list[str]]:
     """A throwaway keystore that signs the node's receipts: (its address, the node's flags)."""
-    from node.validation.service import make_keystore
+    from node.testnet.validation import make_keystore
 
     path = dir / "receipts.key"
     address = make_keystore(path)

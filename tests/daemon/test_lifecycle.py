@@ -15,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from node.swarm.receipt_spool import ReceiptSpool, spool_path
+from node.work.spool import ReceiptSpool, spool_path
 from node.train.checkpoint import load_checkpoint
 from tests.daemon.helpers import free_port, keystore_args, node, receipt_observer, wait_until
 

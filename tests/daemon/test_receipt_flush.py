@@ -14,9 +14,10 @@ import pytest
 import torch
 from eth_account import Account
 
-from node.swarm.receipt_spool import ReceiptSpool, encode, spool_path
-from node.swarm.receipts import ReceiptBoard, sign_receipt
-from node.train.sketch import WorkConfig, WorkRecorder
+from node.work.board import receipt_board
+from node.work.recorder import WorkConfig, WorkRecorder
+from node.work.spool import ReceiptSpool, encode, spool_path
+from node.work.wire import sign_receipt
 from protocol.receipts import CorpusLayout, SignedReceipt
 from protocol.types import RunId
 
@@ -91,7 +92,7 @@ def test_what_the_stop_cannot_publish_is_published_by_the_next_start(tmp_path: P
     receipts = [work_one_epoch(first, e) for e in range(3)]
     assert first.flush(0.5) == 3  # the stop: still refused
 
-    # A restarted node loads the spool and publishes it (make_recorder does this flush at start).
+    # A restarted node loads the spool and publishes it (open_recorder does this flush at start).
     up = FakeDht()
     again = recorder(up.publish, ReceiptSpool(path, RUN))
     assert [ident(s) for s in again.pending] == [ident(s) for s in receipts]  # oldest first, bit-identical
@@ -165,8 +166,8 @@ def test_a_receipt_refused_at_the_epoch_end_reaches_the_dht_through_the_stop_flu
     validator = hivemind.DHT(start=True)
     trainer = hivemind.DHT(initial_peers=[str(m) for m in validator.get_visible_maddrs()], start=True)
     try:
-        seen_by_validator = ReceiptBoard(validator, RUN)
-        board = ReceiptBoard(trainer, RUN)
+        seen_by_validator = receipt_board(validator, RUN)
+        board = receipt_board(trainer, RUN)
         tries: list[float] = []
 
         def publish(signed: SignedReceipt, timeout: float) -> bool:  # the first store fails, as a timed-out one would

@@ -15,10 +15,10 @@ import torch
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from node.swarm.receipts import sign_receipt
 from node.train.data import Corpus, assigned_batch, demo_corpus
 from node.train.model import GPTConfig, build_model
-from node.train.sketch import WorkConfig, WorkRecorder
+from node.work.recorder import WorkConfig, WorkRecorder
+from node.work.wire import sign_receipt
 from protocol.receipts import SKETCH_DIM, CorpusLayout, Receipt, SignedReceipt, batches_commitment, shard_samples
 
 TINY = GPTConfig(n_layer=2, n_embd=64, n_head=4, block_size=64)

@@ -3,8 +3,8 @@
 Node A runs no receipt validator (a malicious or outdated node) and stores, under the
 epoch's receipt key, an honest receipt next to forged ones: a bad signature, a value that
 breaks the schema, a receipt of another epoch, a receipt edited after signing. Nodes B and C
-run ``ReceiptBoard``: they refuse to store A's forgeries and drop them when A returns them,
-so both see exactly the honest receipt.
+install the receipt validator: they refuse to store A's forgeries and drop them when A returns
+them, so both see exactly the honest receipt.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ import pytest
 from eth_account import Account
 from hivemind.dht.crypto import RSASignatureValidator
 
-from node.swarm.receipts import ReceiptBoard, receipts_key, sign_receipt, to_wire
+from node.swarm.receipt_board import receipts_key
+from node.work.board import install_receipt_validator, receipt_board
+from node.work.wire import sign_receipt, to_wire
 from tests.receipts.test_receipts import receipt
 
 RUN = "r"
@@ -34,7 +36,9 @@ def test_forged_records_are_dropped_by_every_node() -> None:
         nodes.append(b)
         c = hivemind.DHT(initial_peers=maddrs, start=True)
         nodes.append(c)
-        boards = [ReceiptBoard(b, RUN), ReceiptBoard(c, RUN)]
+        for dht in (b, c):
+            install_receipt_validator(dht, RUN)
+        boards = [receipt_board(b, RUN), receipt_board(c, RUN)]
         key = Account.from_key(b"\x07" * 32)
         honest = sign_receipt(key, receipt(epoch=3))
         wire = to_wire(honest)

@@ -11,7 +11,7 @@ from eth_account.messages import encode_typed_data
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.swarm.receipts import parse_value, recover_signer, sign_receipt, to_wire
+from node.work.wire import parse_value, recover_signer, sign_receipt, to_wire
 from protocol.receipts import (
     SKETCH_DIM, CorpusLayout, EpochRules, Receipt, Reject, batches_commitment, duplicates, is_selected, shard_samples,
     sketch_error, static_check,

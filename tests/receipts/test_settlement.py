@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from node.hooks import Hooks
 from node.ledger import contract_errors as ce
 from node.ledger.client import LedgerClient
 from node.ledger.rewards_file import EpochRewards
@@ -16,6 +17,13 @@ from tests.receipts.sim import make_peers, simulate, small_corpus
 from tests.receipts.test_validator import EMISSION, OWNERS, validator
 
 EPOCHS = 3
+
+
+class OverpayMe(Hooks):
+    """A dishonest settling validator: the root it posts pays itself one extra epoch's emission."""
+
+    def rewards_to_post(self, cumulative: dict[str, int], me: str) -> dict[str, int]:
+        return {**cumulative, me: cumulative.get(me, 0) + EMISSION}
 
 
 def _receipts(tmp_path: Path):
@@ -64,7 +72,7 @@ def test_a_wrong_root_is_disputed_and_never_final(tmp_path: Path, admin: LedgerC
     admin.mint(admin.address, EPOCHS * EMISSION)
     admin.fund(EPOCHS * EMISSION)
     snap = tmp_path / "snap"
-    bad = validator(tmp_path / "a", receipts, client=admin, snap=snap, challenge_window_s=WINDOW, corrupt_root=True)
+    bad = validator(tmp_path / "a", receipts, client=admin, snap=snap, challenge_window_s=WINDOW, hooks=OverpayMe())
     watcher = validator(tmp_path / "b", receipts, client=watcher_client, snap=snap, challenge_window_s=WINDOW, mode="watch")
     for v in (bad, watcher):
         v.poll(ahead=10)

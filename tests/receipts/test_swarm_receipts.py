@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from node.testnet.network import Testnet, TestnetConfig
-from node.validation.checker import DEFAULT_TOL
+from node.validator.checker import DEFAULT_TOL
 from protocol.scoring import ProportionalPolicy
 
 RUN = "receipts-e2e"

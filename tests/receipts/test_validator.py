@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from node.validator import Validator, ValidatorConfig
+from node.hooks import NO_HOOKS, Hooks
+from node.validator.service import Validator, ValidatorConfig
 from protocol.receipts import Reject
 from protocol.scoring import ProportionalPolicy
 from tests.receipts.sim import RUN, TINY, make_peers, simulate, small_corpus
@@ -19,11 +20,12 @@ OWNERS = {"aa" * 32: "0x" + "d1" * 20, "bb" * 32: "0x" + "d2" * 20}
 EMISSION = 1000 * 10**18
 
 
-def validator(tmp: Path, receipts, p: float = 1.0, client=None, snap: Path | None = None, **kw) -> Validator:
+def validator(tmp: Path, receipts, p: float = 1.0, client=None, snap: Path | None = None, hooks: Hooks = NO_HOOKS,
+              **kw) -> Validator:
     corpus, layout = small_corpus()
     cfg = ValidatorConfig(RUN, TINY, snap or tmp / "snap", tmp / "out", owners=OWNERS, target_batch_size=64, p=p,
                           emission=EMISSION, **kw)
-    v = Validator(cfg, fetch=lambda e: receipts.get(e, []), client=client, corpus=corpus)
+    v = Validator(cfg, fetch=lambda e: receipts.get(e, []), client=client, corpus=corpus, hooks=hooks)
     v.layout = layout
     return v
 
@@ -64,7 +66,7 @@ def test_receipts_naming_parameters_nobody_else_used_are_rejected(tmp_path: Path
     other = simulate([loner], epochs=1, steps=2, snapshot_dir=tmp_path / "snap", corpus=corpus, layout=layout, start_epoch=5)
     from dataclasses import replace
 
-    from node.swarm.receipts import sign_receipt
+    from node.work.wire import sign_receipt
     from protocol.receipts import batches_commitment, shard_samples
 
     r = other[5][0].receipt

@@ -17,7 +17,7 @@ Order (every validator reaches the same verdicts from the same receipts):
    its assigned batches and accepted when the relative sketch error is at most ``tol``.
 
 Unpicked receipts that pass 1 and 2 are accepted (the spot check deters by its odds and by
-slashing past a threshold of rejections, see ``node.validation.settlement``).
+slashing past a threshold of rejections, see ``node.validator.settlement``).
 """
 
 from __future__ import annotations
@@ -31,33 +31,31 @@ from pathlib import Path
 
 import torch
 
-from node.swarm.receipts import recover_signer
-from node.train.data import Corpus
+from node.train.data import Corpus, assigned_batch
 from node.train.model import GPT, GPTConfig, build_model
-from node.train.sketch import load_snapshot, recompute_sketch
+from node.work.sketch import recompute_sketch
+from node.work.snapshots import load_snapshot
+from node.work.wire import recover_signer
 from protocol.receipts import (
     EpochRules, Reject, SignedReceipt, Verdict, duplicates, is_selected, sketch_error, static_check,
 )
 
 log = logging.getLogger(__name__)
 
-# Calibration (tests/receipts/test_swarm_receipts.py, CPU, 1 thread, tiny model, 3 trainer processes,
-# 18 epochs): honest receipts recompute from their own snapshot to relative sketch errors of at most
-# 3.0e-8 (float32 rounding of the sent sketch); a peer that claims twice its steps lands at 0.15-0.22,
-# a made-up sketch at 2.6-4.9 (tests/receipts/test_validator.py). 1e-3 leaves >4 orders of magnitude
-# to the honest side and >2 to the cheats.
+# Honest receipts recompute from their own snapshot to float32 rounding of the sent sketch; a peer that
+# claims more steps than it computed, or makes a sketch up, lands orders of magnitude higher. 1e-3 sits
+# in the wide gap between the two (calibrated on real swarm receipts by tests/receipts/test_swarm_receipts.py).
 DEFAULT_TOL = 1e-3
-# Honest peers' epoch-start parameters usually differ by ~2e-9 (relative L2), but when hivemind's
-# delayed state averaging lands at different steps they differed by 7.3e-3 (seen once in 18 epochs);
-# one epoch's update moves them by 1.3e-2-4.4e-2. 0.05 accepts honest peers up to one epoch stale
-# (their gradient still entered the average) and rejects parameters from elsewhere.
+# Honest peers' epoch-start parameters differ by float noise, or by a fraction of one epoch's update when
+# hivemind's delayed state averaging lands at different steps. 0.05 accepts honest peers up to about one
+# epoch stale (their gradient still entered the average) and rejects parameters from elsewhere.
 DEFAULT_PARAM_TOL = 0.05
 
 
 @dataclass(frozen=True)
 class CheckerConfig:
     model: GPTConfig  # the run's model (every peer and validator must agree)
-    snapshot_dir: Path  # epoch-start parameter snapshots (see node.train.sketch)
+    snapshot_dir: Path  # epoch-start parameter snapshots (see node.work.snapshots)
     tol: float = DEFAULT_TOL  # accepted relative L2 error between claimed and recomputed sketch
     param_tol: float = DEFAULT_PARAM_TOL  # accepted relative distance of a receipt's parameters to the epoch's reference
     threads: int = 1  # torch threads for recomputation
@@ -117,7 +115,9 @@ class ReceiptChecker:
         r = signed.receipt
         if not load_snapshot(self.model, self.cfg.snapshot_dir, r.params_hash):
             return Verdict(r, accepted=False, checked=True, reason=Reject.PARAMS_MISMATCH)
-        recomputed = recompute_sketch(self.model, self.corpus, r, self.cfg.model.block_size)
+        block = self.cfg.model.block_size
+        recomputed = recompute_sketch(self.model, r, lambda step: assigned_batch(
+            self.corpus, r.run_id, r.epoch, r.peer_id, step, r.batch_size, block))
         error = sketch_error(r.sketch, recomputed)
         self.errors.append(error)
         ok = math.isfinite(error) and error <= self.cfg.tol

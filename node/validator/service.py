@@ -1,17 +1,22 @@
 """The validator: collects receipts from the DHT, spot-checks them, settles each epoch on the ledger.
 
-    hivenet validator run --run-id demo --initial-peers ADDR --snapshot-dir runs/x/snapshots \\
-        --shard-store runs/x/shards --rpc http://127.0.0.1:8545 --deployment deployment.json ...
+    v = Validator(ValidatorConfig(run_id, model_cfg, snapshot_dir, out_dir), fetch=board.fetch, client=ledger)
+    v.run(stop=lambda: False, trainers_done=lambda: False, timeout_s=3600)
+
+(``board``: ``node.work.board.receipt_board``; the local testnet runs its validators through
+``node.testnet.validation``.)
 
 Per epoch ``e`` (processed once receipts of ``e + 1`` appear, or when told the trainers are
-done): receipts -> ``node.validation.checker`` verdicts -> ``node.validation.settlement``
+done): receipts -> ``node.validator.checker`` verdicts -> ``node.validator.settlement``
 rewards and cumulative root -> ``LedgerClient.post_epoch`` (mode ``settle``), or, in mode
 ``watch``, a comparison with the root another validator posted and ``dispute_epoch`` when
 they differ, inside the challenge window. Posted epochs whose window has passed are
 finalized. The validator needs what trainers have: the run's corpus (same shard store),
 the model config, and the epoch-start parameter snapshots (``snapshot_dir``): it keeps no
 replica of its own; it trusts a snapshot only for the hash a receipt names, and only
-within ``param_tol`` of the parameters most receipts of the epoch name.
+within ``param_tol`` of the parameters most receipts of the epoch name. What a settling
+validator posts passes through ``hooks.rewards_to_post`` (``node.hooks``: a no-op on a real
+node; tests overpay a validator there to show that watchers dispute the root).
 """
 
 from __future__ import annotations
@@ -23,11 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from node.hooks import NO_HOOKS, Hooks
 from node.train.data import Corpus, demo_corpus, vetted_corpus
 from node.train.model import GPTConfig
-from node.train.sketch import shard_layout
-from node.validation.checker import DEFAULT_PARAM_TOL, DEFAULT_TOL, CheckerConfig, ReceiptChecker
-from node.validation.settlement import EpochSettlement, RewardBook, dispute_reason, save
+from node.validator.checker import DEFAULT_PARAM_TOL, DEFAULT_TOL, CheckerConfig, ReceiptChecker
+from node.validator.settlement import EpochSettlement, RewardBook, dispute_reason, save
+from node.work.layout import shard_layout
 from protocol.errors import ContractRevert
 from protocol.receipts import CorpusLayout, EpochRules, SignedReceipt
 from protocol.rewards_tree import RewardsTree
@@ -54,19 +60,18 @@ class ValidatorConfig:
     mode: str = "settle"  # settle: post roots | watch: recompute and dispute roots that differ
     challenge_window_s: int = 3600  # must match the deployment's; finalization waits this long
     poll_s: float = 1.0  # DHT polling period
-    corrupt_root: bool = False  # testing only: post a root that overpays this validator (watchers must dispute it)
 
 
 class Validator:
     def __init__(self, cfg: ValidatorConfig, fetch: Callable[[int], list[SignedReceipt]], client: Any = None,
-                 corpus: Corpus | None = None) -> None:
-        self.cfg, self.fetch, self.client = cfg, fetch, client
+                 corpus: Corpus | None = None, hooks: Hooks = NO_HOOKS) -> None:
+        self.cfg, self.fetch, self.client, self.hooks = cfg, fetch, client, hooks
         if corpus is None:
             corpus = demo_corpus()
             if cfg.shard_store is not None:
                 corpus, _ = vetted_corpus(cfg.shard_store, cfg.run_id, corpus.val)
         self.corpus = corpus
-        self.layout = shard_layout(cfg.shard_store, cfg.run_id, corpus) if cfg.shard_store is not None else CorpusLayout()
+        self.layout = shard_layout(cfg.shard_store, cfg.run_id, len(corpus.train)) if cfg.shard_store is not None else CorpusLayout()
         self.checker = ReceiptChecker(
             CheckerConfig(model=cfg.model, snapshot_dir=cfg.snapshot_dir, tol=cfg.tol, param_tol=cfg.param_tol), corpus)
         self.book = RewardBook(cfg.run_id, ProportionalPolicy(cfg.compute_bps), cfg.emission, dict(cfg.owners))
@@ -114,10 +119,8 @@ class Validator:
     def _to_chain(self, s: EpochSettlement) -> None:
         assert s.tree is not None and self.client is not None
         if self.cfg.mode == "settle":
-            tree = s.tree
-            if self.cfg.corrupt_root:
-                me = self.client.address.lower()
-                tree = RewardsTree.build({**s.cumulative, me: s.cumulative.get(me, 0) + self.cfg.emission})
+            cumulative = self.hooks.rewards_to_post(s.cumulative, self.client.address.lower())
+            tree = s.tree if cumulative == s.cumulative else RewardsTree.build(cumulative)
             self.client.post_epoch(s.ledger_epoch, tree.root, tree.total)
             self.posted.append(s.ledger_epoch)
             return

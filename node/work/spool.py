@@ -2,8 +2,8 @@
 
 A trainer signs a receipt at each collaborative epoch's end and stores it in the DHT. When
 the store fails or times out, the receipt stays pending in the trainer; at the stop, what is
-still pending is written here (one JSON object per line: the DHT wire value of
-:mod:`node.swarm.receipts`, bytes as hex), and the next start of the node publishes it. The
+still pending is written here (one JSON object per line: the wire value of
+:mod:`node.work.wire`, bytes as hex), and the next start of the node publishes it. The
 file sits next to the checkpoint (``checkpoint.pt`` -> ``checkpoint.pt.receipts``) and is
 removed once nothing is pending.
 
@@ -19,7 +19,7 @@ import logging
 import os
 from pathlib import Path
 
-from node.swarm.receipts import parse_value, to_wire
+from node.work.wire import parse_value, to_wire
 from protocol.receipts import SignedReceipt
 
 log = logging.getLogger(__name__)

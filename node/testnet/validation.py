@@ -26,7 +26,10 @@ from node.ledger.chain import Chain
 from node.ledger.client import LedgerClient
 from node.ledger.config import DeployConfig, LedgerConfig
 from node.ledger.outbox import Outbox
-from node.validator import Validator, ValidatorConfig
+from node.swarm.config import SwarmConfig
+from node.swarm.dht import start_dht
+from node.validator.service import Validator, ValidatorConfig
+from node.work.board import install_receipt_validator, receipt_board
 
 log = logging.getLogger(__name__)
 ANVIL = Path(__file__).resolve().parents[2] / "contracts" / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
@@ -85,10 +88,6 @@ class ValidationService:
         self.errors: list[str] = []
 
     def start(self) -> None:
-        from hivemind import DHT
-
-        from node.swarm.receipts import ReceiptBoard
-
         c = self.cfg
         rpc = None
         if c.chain == "anvil":
@@ -108,8 +107,9 @@ class ValidationService:
         admin.fund(pot)
         self.chain, self.deployment = chain, deployment
         for i, client in enumerate(self.clients):
-            dht = DHT(initial_peers=[c.bootstrap], start=True, await_ready=True)
-            board = ReceiptBoard(dht, c.run_id)
+            dht = start_dht(SwarmConfig(run_id=c.run_id, initial_peers=(c.bootstrap,)))
+            install_receipt_validator(dht, c.run_id)
+            board = receipt_board(dht, c.run_id)
             vcfg = ValidatorConfig(**{**c.validator.__dict__, "out_dir": c.validator.out_dir / f"validator{i}",
                                       "mode": "settle" if i == 0 else "watch",
                                       "challenge_window_s": c.challenge_window_s})
