@@ -108,9 +108,9 @@ class DilocoTrainer(Trainer):
         if self.cfg.keystore is not None:
             raise ConfigError("receipts.keystore is set, but DiLoCo mode does not sign work receipts yet; "
                               "use train.mode = \"sync\" for receipts")
-        if not 0.0 <= self.cfg.outer_momentum < 1.0:
-            raise ConfigError(f"train.outer_momentum must be in [0, 1), got {self.cfg.outer_momentum}")
-        codecs.compression(self.cfg.compression)  # an unknown name fails here, before the swarm is joined
+        if not 0.0 <= self.cfg.diloco.outer_momentum < 1.0:
+            raise ConfigError(f"train.outer_momentum must be in [0, 1), got {self.cfg.diloco.outer_momentum}")
+        codecs.compression(self.cfg.diloco.compression)  # an unknown name fails here, before the swarm is joined
         self.shared: OuterState | None = None
         self.residual: list[torch.Tensor] | None = None  # error feedback: what compression dropped last round
         self.clock = Clock()
@@ -146,7 +146,7 @@ class DilocoTrainer(Trainer):
                 [torch.zeros_like(p, device="cpu") for p in model.parameters()], dht,
                 aggregator=make_aggregator(self.swarm.aggregator, tau=self.swarm.clip_tau,
                                            iterations=self.swarm.clip_iterations, trim_fraction=self.swarm.trim_fraction),
-                compression=self.cfg.compression, prefix=f"{key}_diloco", start=True,
+                compression=self.cfg.diloco.compression, prefix=f"{key}_diloco", start=True,
                 target_group_size=self.swarm.expected_peers, min_group_size=self.swarm.expected_peers,
                 initial_group_bits=round_bits(first_round),
                 min_matchmaking_time=self.swarm.matchmaking_time, request_timeout=min(3.0, 0.6 * self.swarm.matchmaking_time),
@@ -159,7 +159,7 @@ class DilocoTrainer(Trainer):
             self._metric("start", epoch=first_round, val_loss=evaluate(model, val, self.device),
                          resumed=self._resume is not None, device=str(self.device), params=model.num_params(),
                          shards=self.shard_ids, train_bytes=len(self.corpus.train), maddrs=self.status.maddrs, model=self.fingerprint,
-                         mode="diloco", inner_steps=self.cfg.inner_steps, compression=self.cfg.compression)
+                         mode="diloco", inner_steps=self.cfg.diloco.inner_steps, compression=self.cfg.diloco.compression)
             self._emit(stage="waiting-for-peers")
             models.wait_for_peers(dht, self.swarm.run_id, self.fingerprint, "start", self.swarm.expected_peers,
                                   self.swarm.peer_wait_timeout)
@@ -202,8 +202,8 @@ class DilocoTrainer(Trainer):
                 break
             self.next_round = rnd + 1
             losses, started = [], time.monotonic()
-            for h in range(cfg.inner_steps):
-                lr = cfg.lr * inner_lr_factor(rnd * cfg.inner_steps + h, cfg.inner_warmup_steps)
+            for h in range(cfg.diloco.inner_steps):
+                lr = cfg.lr * inner_lr_factor(rnd * cfg.diloco.inner_steps + h, cfg.diloco.inner_warmup_steps)
                 losses.append(self._inner_step(model, inner, lr, peer, rnd, h))
                 if pending is not None and pending.future.done():
                     self._apply(pending, model)
@@ -216,7 +216,7 @@ class DilocoTrainer(Trainer):
             if pending is not None:  # the previous round is still averaging: wait for it before sending the next
                 self._finish_round(pending, model)
             pending = self._send(rnd, averager, agreement, pool, model)
-            if not cfg.overlap or rnd == cfg.max_epochs - 1:
+            if not cfg.diloco.overlap or rnd == cfg.max_epochs - 1:
                 self._finish_round(pending, model)
                 pending = None
             self._end_round(model, val, rnd, losses, started, averager)
@@ -256,7 +256,7 @@ class DilocoTrainer(Trainer):
         assert self.shared is not None
         local = [p.detach().to("cpu").clone() for p in model.parameters()]
         delta = pseudo_gradient([g.to("cpu") for g in self.shared.params], local)
-        if self.cfg.error_feedback and self.cfg.compression != "none":
+        if self.cfg.diloco.error_feedback and self.cfg.diloco.compression != "none":
             delta = self._with_error_feedback(delta)
         with averager.get_tensors() as tensors:
             for tensor, d in zip(tensors, delta, strict=True):
@@ -271,7 +271,7 @@ class DilocoTrainer(Trainer):
 
     def _with_error_feedback(self, delta: list[torch.Tensor]) -> list[torch.Tensor]:
         """Add what compression dropped last round; keep what it drops of this one (per-tensor estimate)."""
-        codec = codecs.compression(self.cfg.compression)
+        codec = codecs.compression(self.cfg.diloco.compression)
         if self.residual is None:
             self.residual = [torch.zeros_like(d) for d in delta]
         corrected = [d + r for d, r in zip(delta, self.residual)]
@@ -335,7 +335,7 @@ class DilocoTrainer(Trainer):
             return
         assert outcome.delta is not None
         before = self.shared
-        self.shared = outer_step(before, [d.to(self.device) for d in outcome.delta], self.cfg.outer_lr, self.cfg.outer_momentum)
+        self.shared = outer_step(before, [d.to(self.device) for d in outcome.delta], self.cfg.diloco.outer_lr, self.cfg.diloco.outer_momentum)
         for param, new_g, now_cpu_before in zip(model.parameters(), self.shared.params, pending.local_at_send):
             # keep the steps taken since the round was sent: local = new g + (local now - local at send)
             param.copy_(new_g + (param - now_cpu_before.to(param.device)))
