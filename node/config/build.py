@@ -71,8 +71,8 @@ def build(values: Mapping[str, Any], file: Path | None = None) -> NodeConfig:
         swarm=assemble(SwarmConfig, fields_of(values, "swarm")),
         telemetry=assemble(TelemetryConfig, {**fields_of(values, "telemetry"), "run_id": values["swarm.run_id"]}),
         # Falling back to any free port is for the default only: a port the user chose is never swapped.
-        http=assemble(HttpConfig, {**fields_of(values, "http"),
-                                   "fallback_to_any_port": values["status.listen"] == BY_DOTTED["status.listen"].default}),
+        http=assemble(HttpConfig, {**fields_of(values, "http"), "fallback_to_any_port":
+                                   values["status.listen"] == BY_DOTTED["status.listen"].default}),
         log=assemble(LogConfig, fields_of(values, "log")),
         **own, values=dict(values), file=file,
     )

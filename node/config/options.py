@@ -38,7 +38,8 @@ def option_help(key: Key) -> str:
         default = key.default if key.default != "" else '""'
     limits = constraint(key)
     repeat = " Repeatable." if key.kind is list else ""
-    return f"{key.help}{f' ({limits})' if limits else ''}{repeat} (config {key.dotted}, env {key.env}; default: {default})"
+    where = f"config {key.dotted}, env {key.env}; default: {default}"
+    return f"{key.help}{f' ({limits})' if limits else ''}{repeat} ({where})"
 
 
 def _parameter(key: Key) -> inspect.Parameter:

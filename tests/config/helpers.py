@@ -35,7 +35,9 @@ def sample(key: Key, tmp_path: Path) -> Any:
         return f"sample-{key.name}"
     if key.below is not None:  # within [minimum, below)
         return (key.minimum or 0) + (key.below - (key.minimum or 0)) / 4
-    return key.default * 2 or 1 if key.kind is int else key.default + 0.5  # doubled: n_embd must stay divisible by n_head
+    if key.kind is int:
+        return key.default * 2 or 1  # doubled, not incremented: n_embd must stay divisible by n_head
+    return key.default + 0.5
 
 
 def env_text(value: Any) -> str:
@@ -67,7 +69,8 @@ def landed(cfg: NodeConfig, key: Key) -> Any:
     return obj
 
 
-def start(monkeypatch: pytest.MonkeyPatch, args: list[str], env: dict[str, str] | None = None) -> tuple[Any, NodeConfig | None]:
+def start(monkeypatch: pytest.MonkeyPatch, args: list[str],
+          env: dict[str, str] | None = None) -> tuple[Any, NodeConfig | None]:
     """Run `hivenet node start ARGS` up to the daemon; (the CLI result, the config it would have run with)."""
     built: list[NodeConfig] = []
     monkeypatch.setattr(node_cmd, "run_node", lambda cfg, progress: built.append(cfg))
