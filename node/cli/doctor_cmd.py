@@ -12,29 +12,27 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from node.cli.common import user_errors
+from node.config.options import key_options
 
 
+# The node settings the checks look at, as flags generated from their key declarations.
+CHECKED_KEYS = ("swarm.initial_peers", "swarm.listen", "ledger.rpc_url", "ledger.deployment", "telemetry.broker",
+                "train.checkpoint", "train.shard_store")
+
+
+@key_options(CHECKED_KEYS)
 def doctor(
+    flags: dict[str, Any],
     config: Annotated[Optional[Path], typer.Option(help="TOML config file of the node (default: $HIVENET_CONFIG).")] = None,
-    initial_peers: Annotated[Optional[list[str]], typer.Option("--initial-peers", help="Bootstrap multiaddr to check (repeatable).")] = None,
-    listen: Annotated[Optional[list[str]], typer.Option(help="Listen multiaddr to classify (repeatable).")] = None,
-    rpc_url: Annotated[Optional[str], typer.Option(help='Chain JSON-RPC URL ("" for the embedded chain).')] = None,
-    deployment: Annotated[Optional[Path], typer.Option(help="Deployment file whose contracts must be on the chain.")] = None,
-    broker: Annotated[Optional[str], typer.Option(help='MQTT broker URL ("" when telemetry is off).')] = None,
-    checkpoint: Annotated[Optional[Path], typer.Option(help="Checkpoint path (for the disk check).")] = None,
-    shard_store: Annotated[Optional[Path], typer.Option(help="Shard store (for the disk check).")] = None,
     p2p: Annotated[bool, typer.Option(help="Start a throwaway p2p daemon (and handshake the bootstrap peers).")] = True,
     as_json: Annotated[bool, typer.Option("--json", help='Print {"checks": [{"name", "ok", "detail", "fix"}]}.')] = False,
 ) -> None:
     """Check what a node needs and say how to fix each problem found."""
-    flags = {"swarm.initial_peers": initial_peers, "swarm.listen": listen, "ledger.rpc_url": rpc_url,
-             "ledger.deployment": deployment, "telemetry.broker": broker, "train.checkpoint": checkpoint,
-             "train.shard_store": shard_store}
     with user_errors():
         from node.config import config_path, load_config
         from node.doctor import run_checks

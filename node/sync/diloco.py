@@ -111,9 +111,9 @@ class DilocoSync(Synchronizer):
         if train.keystore is not None:
             raise ConfigError("receipts.keystore is set, but DiLoCo mode does not sign work receipts yet; "
                               "use train.mode = \"sync\" for receipts")
-        if not 0.0 <= train.outer_momentum < 1.0:
-            raise ConfigError(f"train.outer_momentum must be in [0, 1), got {train.outer_momentum}")
-        codecs.compression(train.compression)  # an unknown name fails here, before the swarm is joined
+        if not 0.0 <= train.diloco.outer_momentum < 1.0:
+            raise ConfigError(f"train.outer_momentum must be in [0, 1), got {train.diloco.outer_momentum}")
+        codecs.compression(train.diloco.compression)  # an unknown name fails here, before the swarm is joined
         self.swarm, self.cfg, self.hooks = swarm, train, hooks
         self.ctx: SyncContext | None = None
         self.dht: Any = None
@@ -161,7 +161,7 @@ class DilocoSync(Synchronizer):
             [torch.zeros_like(p, device="cpu") for p in model.parameters()], self.dht,
             aggregator=make_aggregator(swarm.aggregator, tau=swarm.clip_tau, iterations=swarm.clip_iterations,
                                        trim_fraction=swarm.trim_fraction),
-            compression=cfg.compression, prefix=f"{key}_diloco", start=True,
+            compression=cfg.diloco.compression, prefix=f"{key}_diloco", start=True,
             target_group_size=swarm.expected_peers, min_group_size=swarm.expected_peers,
             initial_group_bits=round_bits(self.round),
             min_matchmaking_time=swarm.matchmaking_time, request_timeout=min(3.0, 0.6 * swarm.matchmaking_time),
@@ -176,7 +176,7 @@ class DilocoSync(Synchronizer):
         return self.round
 
     def start_fields(self) -> dict[str, Any]:
-        return {"mode": "diloco", "inner_steps": self.cfg.inner_steps, "compression": self.cfg.compression}
+        return {"mode": "diloco", "inner_steps": self.cfg.diloco.inner_steps, "compression": self.cfg.diloco.compression}
 
     def wait_for_peers(self) -> None:
         models.wait_for_peers(self.dht, self.swarm.run_id, self.fingerprint, "start", self.swarm.expected_peers,
@@ -192,7 +192,7 @@ class DilocoSync(Synchronizer):
         cfg, inner = self.cfg, self.inner
         assert inner is not None
         started = time.monotonic()
-        lr = cfg.lr * inner_lr_factor(self.round * cfg.inner_steps + step, cfg.inner_warmup_steps)
+        lr = cfg.lr * inner_lr_factor(self.round * cfg.diloco.inner_steps + step, cfg.diloco.inner_warmup_steps)
         for group in inner.param_groups:
             group["lr"] = lr
         inner.step()
@@ -201,7 +201,7 @@ class DilocoSync(Synchronizer):
         if self.pending is not None and self.pending.future.done():
             self._apply(self.pending, model)
             self.pending = None
-        if step + 1 < cfg.inner_steps:
+        if step + 1 < cfg.diloco.inner_steps:
             return None
         return self._end_round(model)
 
@@ -210,7 +210,7 @@ class DilocoSync(Synchronizer):
         if self.pending is not None:  # the previous round is still averaging: wait for it before sending the next
             self._finish_round(self.pending, model)
         self.pending = self._send(rnd, model)
-        if not self.cfg.overlap or rnd == self.cfg.max_epochs - 1:
+        if not self.cfg.diloco.overlap or rnd == self.cfg.max_epochs - 1:
             self._finish_round(self.pending, model)
             self.pending = None
         assert self.shared is not None
@@ -232,7 +232,7 @@ class DilocoSync(Synchronizer):
         averager = self.averager
         local = [p.detach().to("cpu").clone() for p in model.parameters()]
         delta = pseudo_gradient([g.to("cpu") for g in self.shared.params], local)
-        if self.cfg.error_feedback and self.cfg.compression != "none":
+        if self.cfg.diloco.error_feedback and self.cfg.diloco.compression != "none":
             delta = self._with_error_feedback(delta)
         with averager.get_tensors() as tensors:
             for tensor, d in zip(tensors, delta, strict=True):
@@ -247,7 +247,7 @@ class DilocoSync(Synchronizer):
 
     def _with_error_feedback(self, delta: list[torch.Tensor]) -> list[torch.Tensor]:
         """Add what compression dropped last round; keep what it drops of this one (per-tensor estimate)."""
-        codec = codecs.compression(self.cfg.compression)
+        codec = codecs.compression(self.cfg.diloco.compression)
         if self.residual is None:
             self.residual = [torch.zeros_like(d) for d in delta]
         corrected = [d + r for d, r in zip(delta, self.residual)]
@@ -311,8 +311,8 @@ class DilocoSync(Synchronizer):
             return
         assert outcome.delta is not None
         device = next(model.parameters()).device
-        self.shared = outer_step(self.shared, [d.to(device) for d in outcome.delta], self.cfg.outer_lr,
-                                 self.cfg.outer_momentum)
+        self.shared = outer_step(self.shared, [d.to(device) for d in outcome.delta], self.cfg.diloco.outer_lr,
+                                 self.cfg.diloco.outer_momentum)
         for param, new_g, local_at_send in zip(model.parameters(), self.shared.params, pending.local_at_send):
             # keep the steps taken since the round was sent: local = new g + (local now - local at send)
             param.copy_(new_g + (param - local_at_send.to(param.device)))

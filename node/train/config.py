@@ -4,13 +4,36 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from node.train.model import GPTConfig
+if TYPE_CHECKING:
+    from node.train.model import GPTConfig
+
+
+def _default_model() -> GPTConfig:
+    # Imported on use: node.config reads this module's defaults for `hivenet init`, `--help` and every
+    # config load, which must not pay for importing torch (seconds).
+    from node.train.model import GPTConfig
+
+    return GPTConfig()
+
+
+@dataclass(frozen=True)
+class DilocoConfig:
+    """Settings that only DiLoCo mode reads (``train.mode = "diloco"``); sync mode ignores them."""
+
+    inner_steps: int = 125  # local steps per round; averaging traffic falls by about this factor
+    inner_warmup_steps: int = 20  # linear warm-up of the inner lr, then constant
+    outer_lr: float = 0.7  # outer SGD learning rate (DiLoCo's value)
+    outer_momentum: float = 0.9  # outer Nesterov momentum (DiLoCo's value)
+    overlap: bool = True  # average a round while the next round's inner steps run (applied when it lands)
+    compression: str = "none"  # what the pseudo-gradients travel as: none | float16 | uint8
+    error_feedback: bool = False  # add back what compression dropped from this peer's last pseudo-gradient
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    model: GPTConfig = field(default_factory=GPTConfig)  # every peer of a run must use the same model config
+    model: GPTConfig = field(default_factory=_default_model)  # every peer of a run must use the same model config
     batch_size: int = 16  # samples per local step; peers may differ, the swarm's target batch is what counts
     # AdamW learning rate after warm-up (also DiLoCo's inner lr), for the default model. In sync mode each
     # collaborative epoch is one step: at 4e-3 (the default before) one step could spike the held-out loss, and
@@ -35,12 +58,6 @@ class TrainConfig:
     password_file: Path | None = None  # file holding the keystore password (first line)
     snapshot_dir: Path | None = None  # epoch-start parameters for validators, content-addressed (see node.work.snapshots)
     # How peers combine their work: "sync" averages gradients every collaborative epoch (hivemind.Optimizer);
-    # "diloco" takes inner_steps local AdamW steps, then averages the parameter change (node.train.diloco).
+    # "diloco" takes diloco.inner_steps local AdamW steps, then averages the parameter change (node.sync.diloco).
     mode: str = "sync"
-    inner_steps: int = 125  # diloco: local steps per round; averaging traffic falls by about this factor
-    inner_warmup_steps: int = 20  # diloco: linear warm-up of the inner lr, then constant
-    outer_lr: float = 0.7  # diloco: outer SGD learning rate (DiLoCo's value)
-    outer_momentum: float = 0.9  # diloco: outer Nesterov momentum (DiLoCo's value)
-    overlap: bool = True  # diloco: average a round while the next round's inner steps run (applied when it lands)
-    compression: str = "none"  # diloco: what the pseudo-gradients travel as: none | float16 | uint8
-    error_feedback: bool = False  # diloco: add back what compression dropped from this peer's last pseudo-gradient
+    diloco: DilocoConfig = field(default_factory=DilocoConfig)  # read only in diloco mode

@@ -107,7 +107,7 @@ def test_init_file_loads_back_to_the_defaults(tmp_path):
     values = load_values(path, {}, {})
     assert values == {k.dotted: k.default for k in KEYS}
     for key in KEYS:  # every key is documented in the file, with its variable and flag
-        assert key.comment in path.read_text() and key.env in path.read_text()
+        assert key.help in path.read_text() and key.env in path.read_text()
     again = subprocess.run([sys.executable, "-m", "node.cli", "init", "--config", str(path)], capture_output=True, text=True, timeout=60)
     assert again.returncode == 2 and "exists" in again.stderr
 

@@ -22,7 +22,8 @@ def test_testnet_refuses_validators_in_diloco_mode_and_diloco_flags_in_sync_mode
 def test_config_keys_reach_the_train_config_and_bad_values_name_the_key(tmp_path):
     cfg = load_config(None, {"HIVENET_TRAIN_MODE": "diloco"}, {"train.inner_steps": 40, "train.compression": "uint8"})
     train = cfg.train()
-    assert (train.mode, train.inner_steps, train.compression, train.outer_lr, train.outer_momentum) == \
+    diloco = train.diloco
+    assert (train.mode, diloco.inner_steps, diloco.compression, diloco.outer_lr, diloco.outer_momentum) == \
         ("diloco", 40, "uint8", 0.7, 0.9)
     path = tmp_path / "hivenet.toml"
     path.write_text('[train]\nmode = "diloco"\ncompression = "int4"\n')
