@@ -7,8 +7,8 @@ thread-safe queue and returns at once; the loop drains the queue every
 ``drain_interval_s``. It does not wake the loop per call on purpose: a side thread that
 jumps for the GIL exactly when the main thread is between the two writes of a large
 multiprocessing message lets hivemind's DHT child (whose pipe uvloop made non-blocking)
-read half a message and die with ``BlockingIOError`` (seen here, 1 start in 2, when every
-status update woke the loop); a timer-driven drain makes that coincidence rare.
+read half a message and die with ``BlockingIOError`` (when every status update woke the
+loop, about one start in two did); a timer-driven drain makes that coincidence rare.
 
     side = SideLoop(setup=open_services, services=[publisher.run], teardown=flush_services)
     side.start()            # raises whatever ``setup`` raised (e.g. a port in use)

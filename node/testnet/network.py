@@ -35,7 +35,7 @@ class TestnetConfig:
     extra_args: tuple[str, ...] = ()  # further `hivenet node start` flags for every peer
     peer_env: dict[str, str] = field(default_factory=dict)  # extra environment for every peer
     contributors: int = 3  # data contributors: the demo corpus is packed into one vetted shard each (0: raw corpus)
-    # Receipts and rewards (issue 5): trainers sign receipts; `validators` run in this process
+    # Receipts and rewards: trainers sign receipts; `validators` run in this process
     # (node.testnet.validation), check them and settle each epoch on `chain` (embedded | anvil). 0: off.
     validators: int = 0
     chain: str = "embedded"
@@ -43,7 +43,7 @@ class TestnetConfig:
     # MQTT broker for the peers' telemetry: None starts an in-process amqtt broker for the testnet's
     # lifetime; a URL (mqtt://host:port, e.g. a mosquitto) is used as it is; "" turns telemetry off.
     broker: str | None = None
-    # Robust averaging under attack (issue 7): the last `byzantine` peers run `attack` (node.testnet.attacks);
+    # Robust averaging under attack: the last `byzantine` peers run `attack` (node.testnet.attacks);
     # `aggregator` None keeps the peers' default (centered-clip). `peer_args` adds flags to single peers by index.
     byzantine: int = 0
     attack: str = "sign-flip"

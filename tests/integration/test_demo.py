@@ -1,6 +1,6 @@
 """README command 1's training part, as a user runs it: 3 peers on this machine, default model and schedule.
 
-Acceptance of the walking skeleton (issue 2, point 1): the held-out loss falls from about ln(256) to at
+The walking skeleton's promise: the held-out loss falls from about ln(256) to at
 most 2.5 nats per byte, and training takes at most 10 minutes on 2 CPU cores.
 
 The demo trains on vetted shards, which vetting decontaminates (paragraphs sharing a 13-gram with the

@@ -5,10 +5,8 @@
 A scenario (the CI-sized testnet of ``hivenet testnet run``): 3 peers, a 4th started from nothing once
 the swarm completed epoch 3. Asserted: the joiner's first epoch is past the swarm's epoch at its start (it
 loaded the state rather than training from epoch 0), it then averages in agreed 4-peer rounds, all 4 end
-with the same parameters, and the swarm still learns (measured here at lr 2e-3: 3.535 nats/byte with the
-joiner; at 4e-3, the node's default then, one CI run ended on a loss spike, 3.34 -> 4.86 in the last epoch). A joiner once seen stalling the swarm's learning (5.22 after 16 epochs) was a
-sign-flip attacker by a bug of the testnet (every peer added later got ``--attack``; fixed, with
-tests/scenarios/test_testnet_roles.py).
+with the same parameters, and the swarm still learns (the bound and the figures behind it:
+docs/results).
 """
 
 from __future__ import annotations
