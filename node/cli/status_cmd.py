@@ -45,6 +45,8 @@ def status(
     url: Annotated[str, typer.Option(help="The node's status endpoint.")] = "http://127.0.0.1:8470",
     file: Annotated[Optional[Path], typer.Option(help="Read the URL from this file (status.url_file of the node).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the /status document as JSON.")] = False,
+    maddrs: Annotated[bool, typer.Option("--maddrs", help="Print only the addresses other peers can join through "
+                                         "(--initial-peers), one per line, loopback last; exit 1 while it has none.")] = False,
 ) -> None:
     """Show what a running node is doing (stage, epoch, loss, peers), from its /status endpoint."""
     with user_errors():
@@ -55,6 +57,14 @@ def status(
         doc = fetch_status(url)
     if as_json:
         typer.echo(json.dumps(doc))
+        return
+    if maddrs:
+        found = [str(a) for a in doc.get("maddrs") or [] if isinstance(a, str) and "/p2p/" in a]
+        if not found:
+            typer.echo(f"error: the node at {url} has no p2p address yet (stage {doc.get('stage')!r}); try again", err=True)
+            raise typer.Exit(1)
+        for a in sorted(found, key=lambda a: ("/ip4/127." in a or "/ip6/::1/" in a, a)):
+            typer.echo(a)
         return
     for key in ("run_id", "peer_id", "daemon_stage", "stage", "epoch", "local_steps", "loss", "val_loss", "peers",
                 "samples_per_s", "rounds", "receipts_accepted", "tokens", "telemetry_connected", "uptime_s", "error"):
