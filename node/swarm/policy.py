@@ -77,6 +77,21 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class RoundResult:
+    """How this peer's latest gradient round went, as the trainer reports it."""
+
+    epoch: int  # the collaborative epoch whose gradients this round averaged
+    group_size: int  # peers in the all-reduce group (1 when the peer proceeded alone)
+    averaged: bool  # False when hivemind fell back to this peer's local gradients
+    # Agreement check after the round (node.swarm.agreement): "agreed", or why the round was discarded
+    # ("missing", "no-majority", "minority", "failed-here", "incomplete-here", ...); "behind" when the swarm
+    # had finished this epoch's round already and the peer loaded the state instead; "" when no check ran.
+    agreement: str = ""
+    round_id: str = ""  # the all-reduce group's id (hex), the same on every member; "" when none ran
+
+
+
+@dataclass(frozen=True)
 class SwarmProgress:
     """What this peer knows of the swarm at a moment (read from its progress tracker)."""
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from node.hooks import NO_HOOKS
 from node.swarm import models
 from node.swarm.agreement import sketch
 from node.swarm.collab import CollaborativeOptimizer, make_optimizer, peers_in_swarm
@@ -213,7 +214,7 @@ class Trainer:
                                                   weight_decay=cfg.weight_decay),
             scheduler=lambda o: torch.optim.lr_scheduler.LambdaLR(o, lr_at),
             batch_size_per_step=cfg.batch_size,
-            **(self.faults.optimizer_hooks() if self.faults is not None else {}),
+            hooks=self.faults if self.faults is not None else NO_HOOKS,
         )
 
     def _local_step(self, opt: CollaborativeOptimizer, model: GPT, peer: PeerId, step: int) -> float:

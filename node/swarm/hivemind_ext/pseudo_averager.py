@@ -36,8 +36,8 @@ from hivemind.utils import get_dht_time
 from hivemind.utils.asyncio import aiter_with_timeout, amap_in_executor, attach_event_on_finished
 
 from node.swarm import codecs
+from node.swarm.hivemind_ext.robust_allreduce import RobustTensorPartReducer, RoundGroup
 from node.swarm.robust import Aggregator
-from node.swarm.robust_allreduce import RobustTensorPartReducer, RoundGroup
 
 SENT, RECEIVED = 0, 1  # indices into the shared byte counter
 

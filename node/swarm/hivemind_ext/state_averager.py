@@ -7,7 +7,7 @@ loads the swarm's state meanwhile must not get that delta on top of the loaded
 parameters (the snapshot was of the old ones), so hivemind's optimizer waits for
 the round before loading: its matchmaking and all-reduce, ~5 s here, after
 which the loaded state is often one round old already and the peer is behind
-again (node.swarm.collab). ``LoadSafeStateAverager`` instead drops the result of
+again (node.swarm.hivemind_ext.optimizer). ``LoadSafeStateAverager`` instead drops the result of
 a round whose snapshot predates the last load, so loading need not wait.
 
 It also serves a consistent state to peers that load it. hivemind raises the

@@ -11,7 +11,7 @@ that missed one round missed every later one this way).
 
 ``cancel_round`` marks the round cancelled first, then wakes the averager. ``install`` puts it in place of
 hivemind's method, so hivemind's own cancellations (its optimizer cancels rounds it will not use) are fixed
-too; ``node.swarm.robust_allreduce`` (every averager of hivenet) installs it on import.
+too; ``node.swarm.hivemind_ext.robust_allreduce`` (every averager of hivenet) installs it on import.
 """
 
 from __future__ import annotations
