@@ -35,10 +35,9 @@ the next epoch starts from); a real node's hooks ignore it.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -53,6 +52,7 @@ from node.swarm.agreement import Record, RoundAgreement, sketch
 from node.swarm.dht import round_bits
 from node.swarm.hivemind_ext.progress_tracker import PaceTracker
 from node.swarm.hivemind_ext.robust_allreduce import RoundGroup
+from node.swarm.hivemind_ext.round_control import RoundMissed, await_group, cancel_matchmaking, download_state
 from node.swarm.hivemind_ext.state_averager import LoadSafeStateAverager
 from node.swarm.policy import Action, Decision, Outcome, RoundReport, RoundResult, SwarmProgress, Verdict
 
@@ -62,13 +62,7 @@ _LOAD_ATTEMPTS = 3  # downloads per load_state_from_peers while the state got is
 _LOAD_RETRY_S = 1.0  # pause between them: the peers still finishing the last round move on meanwhile
 _LAST_SENT = object()  # _report_round: what the gradient averager sent last
 _TAG_ALONG_EPOCH_S = 3.0  # after tagging along, how long to wait for the members' records (their epoch)
-_GROUP_POLL_S = 0.5  # while waiting for a round's group: how often to check that the swarm is still on this epoch
-_CANCEL_WAIT_S = 5.0  # how long a cancelled round's matchmaking may take to stop before this peer moves on
 _NEVER = 2**62  # average_state_every for an epoch change without a parameters' round (no epoch is a multiple)
-
-
-class RoundMissed(Exception):
-    """No group took this peer in for its epoch's round, and the swarm has moved past that epoch."""
 
 
 class CollaborativeOptimizer(hivemind.Optimizer):
@@ -175,7 +169,7 @@ class CollaborativeOptimizer(hivemind.Optimizer):
         # which keeps every local update and still repairs drift between peers.
         kwargs["delta_rule_averaging"] = True
         # hivemind's construction, with the averager that lets a peer load state without waiting for its
-        # background round (node.swarm.state_averager)
+        # background round (node.swarm.hivemind_ext.state_averager)
         return LoadSafeStateAverager(
             dht=self.dht, prefix=f"{self.run_id}_state_averager", min_matchmaking_time=self.matchmaking_time,
             allreduce_timeout=self.allreduce_timeout, shutdown_timeout=self.shutdown_timeout,
@@ -234,7 +228,7 @@ class CollaborativeOptimizer(hivemind.Optimizer):
         for attempt in range(_LOAD_ATTEMPTS):
             # hivemind waits here for the background parameters' round; LoadSafeStateAverager drops its result
             with self.tracker.pause_updates():
-                self._download_state(**kwargs)
+                download_state(self.state_averager, self.load_state_timeout, **kwargs)
                 self.tracker.report_local_progress(local_epoch=self.local_epoch, samples_accumulated=0)
                 if not self.client_mode:
                     self.state_averager.state_sharing_priority = self.local_epoch
@@ -286,27 +280,12 @@ class CollaborativeOptimizer(hivemind.Optimizer):
             looking = control.stage is AveragingStage.LOOKING_FOR_GROUP
             if policy.leave_round_by_cancelling(SwarmProgress(self.local_epoch, self.tracker.global_epoch),
                                                 sent=control.triggered, looking_for_group=looking):
-                self._cancel_matchmaking(control)
+                cancel_matchmaking(control)
             else:
                 self._tag_along_with_zero_weight(control)
         if self.scheduled_state is not None and not self.scheduled_state.done():
             self.scheduled_state.cancel()
         self.scheduled_grads = self.scheduled_state = None
-
-    def _download_state(self, **kwargs: Any) -> None:
-        deadline = time.monotonic() + self.load_state_timeout
-        while True:
-            try:
-                self.state_averager.load_state_from_peers(timeout=self.load_state_timeout, **kwargs)
-                return
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except BaseException as e:  # hivemind retries forever; here until load_state_timeout
-                if time.monotonic() >= deadline:
-                    log.warning("could not load the state from peers in %.0f s (%r); training on", self.load_state_timeout, e)
-                    return
-                log.warning("loading the state from peers failed (%r); retrying", e)
-                time.sleep(_LOAD_RETRY_S)  # an error that comes back at once (a DHT shutting down) must not spin
 
     def _tag_along_with_zero_weight(self, control: Any) -> None:
         # hivemind joins a round it had scheduled with weight 0 (its gradients do not count) before loading
@@ -343,7 +322,7 @@ class CollaborativeOptimizer(hivemind.Optimizer):
         complete, reduced_all = True, True
         failed: tuple[str, ...] = ()
         try:
-            gathered = self._await_group(maybe_step_control, epoch)
+            gathered = await_group(maybe_step_control, epoch, self.averaging_timeout, self.tracker.fetch_swarm_epoch)
             group = [peer.to_base58() for peer in gathered]
             if isinstance(gathered, RoundGroup):
                 round_id, complete, reduced_all, failed = (gathered.group_id.hex(), gathered.complete,
@@ -413,39 +392,6 @@ class CollaborativeOptimizer(hivemind.Optimizer):
                 self.average_state_every = _NEVER
         self.last_round = RoundResult(epoch=epoch, group_size=len(group or []) or 1, averaged=decision.averaged,
                                       agreement=decision.reason, round_id=round_id)
-
-    def _await_group(self, control: Any, epoch: int) -> Any:
-        """The round's outcome (its group), as hivemind's ``control.result(averaging_timeout)``; raises RoundMissed
-        when no group has taken this peer in by the round's scheduled time and the swarm is past this epoch
-        already (its progress records, read from the DHT: the tracker does not fetch while this peer is in a
-        round)."""
-        deadline = time.monotonic() + self.averaging_timeout
-        while True:
-            try:
-                return control.result(timeout=max(0.0, min(_GROUP_POLL_S, deadline - time.monotonic())))
-            except TimeoutError:
-                if time.monotonic() >= deadline:
-                    raise
-            # only once the group should have formed: every waiting peer polling the DHT loads it (2 cores here)
-            if control.stage is AveragingStage.LOOKING_FOR_GROUP and get_dht_time() > control.scheduled_time:
-                swarm_epoch = self.tracker.fetch_swarm_epoch()
-                if swarm_epoch is not None and swarm_epoch > epoch and self._cancel_matchmaking(control):
-                    raise RoundMissed(f"the swarm is at epoch {swarm_epoch}")
-
-    @staticmethod
-    def _cancel_matchmaking(control: Any) -> bool:
-        """Cancel a round still in its matchmaking, and wait (a few seconds at most) until the averager has let
-        it go: the averager looks for groups under its *current* key, so a cancelled search still running when
-        this peer moves on to the next epoch's key could join that epoch's group as a member this peer's
-        optimizer knows nothing of (seen here: the others waited for its agreement record and lost the round)."""
-        if not control.cancel():
-            return False
-        deadline = time.monotonic() + _CANCEL_WAIT_S
-        while control.stage is not AveragingStage.FINISHED and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if control.stage is not AveragingStage.FINISHED:
-            log.warning("a cancelled averaging round is still %s after %.0f s", control.stage.name, _CANCEL_WAIT_S)
-        return True
 
     def _report_round(self, name: str, epoch: int, round_id: str, group: list[str] | None,
                       result: list[torch.Tensor] | None, verdict: Verdict | None, sent: Any = _LAST_SENT) -> None:
