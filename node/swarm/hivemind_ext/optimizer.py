@@ -9,14 +9,14 @@ the decisions of ``node.swarm.policy``, made from a snapshot of the swarm's prog
 - gradient rounds meet under a key of their epoch (node.swarm.dht.round_bits):
   hivemind's matchmaking key is the same for every round, so a peer that
   missed its epoch's group joined the next epoch's with gradients of older
-  parameters (seen here: a straggler out of step with the group after every
-  round it missed). A peer still looking for its epoch's group when the swarm
+  parameters (a straggler was out of step with the group after every round
+  it missed). A peer still looking for its epoch's group when the swarm
   has moved past that epoch leaves the matchmaking and loads the state;
 - a peer that is behind the swarm loads the swarm's state instead of averaging:
   hivemind lets a peer one epoch behind run the swarm's *current* round with
   its older parameters and then skip ahead, so it keeps other parameters
-  than everyone else for good (seen here: a peer that missed the first round
-  stayed one epoch behind and off by one update for a whole run);
+  than everyone else for good (a peer that missed the first round would stay
+  one epoch behind and off by one update for a whole run);
 - loading state is exact: hivemind, after downloading a state one epoch older
   than the swarm's, relabels it as the swarm's epoch (same symptom);
 - a slow peer does not hold up a round: hivemind puts a peer in a round's group
@@ -119,8 +119,8 @@ class CollaborativeOptimizer(hivemind.Optimizer):
     @contextmanager
     def off_pace(self) -> Iterator[None]:
         """Work between steps that is not training (an evaluation, a checkpoint, a receipt at an epoch's end):
-        its time does not count as this peer's step time, so such work does not make it a straggler (seen in a
-        scenario: a peer that evaluated every epoch judged itself one)."""
+        its time does not count as this peer's step time, so such work does not make it a straggler (a peer
+        that evaluated every epoch would judge itself one)."""
         started = time.monotonic()
         try:
             yield
@@ -164,9 +164,8 @@ class CollaborativeOptimizer(hivemind.Optimizer):
 
     def _make_state_averager(self, **kwargs: Any) -> Any:
         # A background state-averaging round ends by copying its result over the parameters. If it lands
-        # after the next optimizer step, that step is silently undone (seen here: with a 3M-parameter model
-        # the held-out loss stalled near 3.2 nats/byte). The delta rule adds (average - snapshot) instead,
-        # which keeps every local update and still repairs drift between peers.
+        # after the next optimizer step, that step is silently undone (training stalls). The delta rule adds
+        # (average - snapshot) instead, which keeps every local update and still repairs drift between peers.
         kwargs["delta_rule_averaging"] = True
         # hivemind's construction, with the averager that lets a peer load state without waiting for its
         # background round (node.swarm.hivemind_ext.state_averager)
@@ -251,8 +250,8 @@ class CollaborativeOptimizer(hivemind.Optimizer):
 
         hivemind joins at the first step within ``matchmaking_time`` of that time. A peer that loads the state
         mid-epoch (it missed a round) often finds the others in the matchmaking already; by its next step their
-        group had formed, it missed that round too, loaded again, and so on (seen in the demo: 7 rounds in a row
-        after one evaluation made the first peer late). In the matchmaking now, it joins their group."""
+        group had formed, it missed that round too, loaded again, and so on, round after round after one late
+        step. In the matchmaking now, it joins their group."""
         if self.auxiliary or not self.use_gradient_averaging or self.scheduled_grads is not None:
             return
         try:
@@ -269,7 +268,7 @@ class CollaborativeOptimizer(hivemind.Optimizer):
 
     def _leave_scheduled_rounds(self) -> None:
         """Before loading state, leave the rounds this peer joined the matchmaking for as hivemind does: a
-        gradient round with weight 0 (cancelling it can cross the group's forming; seen here: "Can't
+        gradient round with weight 0 (cancelling it can cross the group's forming: "Can't
         set_result to a future that is CANCELLED" after the group ran with this peer), the parameters' round
         cancelled (hivemind's ``_update_global_epoch`` does so with one it will not use; waiting for it
         would make the load land after the swarm's next round). A peer behind the swarm that is still looking for

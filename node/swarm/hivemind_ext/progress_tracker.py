@@ -54,5 +54,5 @@ class PaceTracker(ProgressTracker):
 
         Its own rate comes from the caller's median step time, not from this tracker's average: that one counts
         every pause between steps outside a round (start-up, the work at an epoch's end), and a fast peer that
-        took it for its pace judged itself a straggler, then stayed one (seen here)."""
+        took it for its pace judged itself a straggler, then stayed one."""
         return is_straggler(own_rate, self.other_rates)

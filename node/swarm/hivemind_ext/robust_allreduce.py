@@ -94,8 +94,8 @@ class RobustTensorPartReducer(TensorPartReducer):
     result, and in asyncio cancelling a task cancels the bare future it awaits. When a sender dies
     mid-round, its stream handler is cancelled, which cancelled the shared future under every other
     sender and under this peer's own part: the reducer broke ("invalid state" on the next result) and
-    this peer waited for its own partition until the all-reduce timeout (30 s; seen after kills in
-    tests/robust/test_kill_mid_allreduce.py). Here each waiter is shielded.
+    this peer waited for its own partition until the all-reduce timeout
+    (``tests/robust/test_kill_mid_allreduce.py`` kills senders mid-round). Here each waiter is shielded.
     """
 
     def __init__(self, part_shapes: Sequence[torch.Size], num_senders: int, aggregator: Aggregator) -> None:

@@ -14,7 +14,7 @@ It also serves a consistent state to peers that load it. hivemind raises the
 epoch counter before its optimizer step runs (in a background thread) and
 reads the state without the optimizer's lock, so a peer loading right at an
 epoch change could get the new epoch's number with the old epoch's
-parameters, or parameters half way through the step (seen here: a straggler
+parameters, or parameters half way through the step (a straggler
 that loaded state right after a round it missed was out of step with every
 other peer at the next round, and loaded again, round after round). Here the
 state is read under the optimizer's lock and labelled with the epoch its
