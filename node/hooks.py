@@ -1,7 +1,7 @@
 """Injection points where tests and the local testnet change what a node does; no-ops on a real node.
 
 A production node always runs with ``Hooks()``: every method returns its input unchanged or does nothing.
-The testnet (``node.testnet.faults``) and tests pass a subclass down as a value (``Daemon(cfg, hooks=...)``,
+The testnet (``node.testnet.attacks.Faults``) and tests pass a subclass down as a value (``Daemon(cfg, hooks=...)``,
 ``Trainer(..., hooks=...)``, ``make_optimizer(..., hooks=...)``, ``Validator(..., hooks=...)``), to make a peer
 misbehave (wrong labels or gradients, slow compute, slow sends) or to record what it did (each round's
 tensors). No flag, environment variable or class attribute of a production module turns one on.
@@ -38,7 +38,7 @@ class Hooks:
         """What this peer sends instead of its gradients (after worker momentum); None sends them as they are."""
         return None
 
-    def send_delay_s(self) -> float:
+    def stream_spacing_s(self) -> float:
         """Seconds between this peer's sends to successive reducers of a round (0: all at once)."""
         return 0.0
 

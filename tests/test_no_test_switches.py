@@ -19,7 +19,8 @@ from node.hooks import NO_HOOKS, Hooks
 
 ROOT = Path(__file__).resolve().parent.parent
 # The testnet supplies hooks; node/hooks.py declares them (its method names describe what they change).
-TESTNET_SIDE = {"node/testnet", "node/cli/testnet_cmd.py", "node/cli/scenario_cmd.py", "node/hooks.py"}
+TESTNET_SIDE = {"node/testnet", "node/cli/testnet_cmd.py", "node/cli/testnet_peer.py", "node/cli/scenario_cmd.py",
+                "node/hooks.py"}
 # Words of the testnet's switches. A corrupt chunk or a faulty serving peer is real-world input that production
 # code must handle, so "corrupt" and "faulty" alone are not flagged; a corrupt *root* is a test switch.
 # json.dumps is no round dump, and the testnet's CLI group is no switch: only these names are.
@@ -92,7 +93,7 @@ def test_the_scan_finds_a_built_in_fault(tmp_path):
 def test_default_hooks_change_nothing():
     y = torch.arange(10)
     assert NO_HOOKS.transform_labels(y, 256) is y
-    assert NO_HOOKS.gradient_transform() is None and NO_HOOKS.send_delay_s() == 0.0
+    assert NO_HOOKS.gradient_transform() is None and NO_HOOKS.stream_spacing_s() == 0.0
     cumulative = {"0xabc": 5}
     assert NO_HOOKS.rewards_to_post(cumulative, "0xabc") is cumulative
     assert NO_HOOKS.after_local_step(1.0) is None and NO_HOOKS.on_send_start() is None

@@ -44,7 +44,7 @@ def start(
 
         cfg = load_config(config_path(config, os.environ), os.environ, flags)
         # Hooks (node.hooks) come only from a caller that invokes this command in-process with a context object:
-        # the testnet's peer entry point (node.testnet.peer_main). A user's command line cannot set them.
+        # the testnet's peer entry point (node.cli.testnet_peer). A user's command line cannot set them.
         hooks = ctx.obj.get("hooks", NO_HOOKS) if isinstance(ctx.obj, dict) else NO_HOOKS
         run_node(cfg, progress, hooks)
 

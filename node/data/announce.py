@@ -1,9 +1,8 @@
-"""Who holds which shard: signed, expiring announcements in the hivemind DHT.
+"""Who holds which shard: signed, expiring announcements in the DHT.
 
-Key ``hivenet_shard_holders:<shard_id>``; one subkey per holder, the holder's
-RSA public key in hivemind's ``[owner:...]`` form, so hivemind's
-``RSASignatureValidator`` makes each DHT node refuse a write to that subkey
-unless it is signed by the holder's key: nobody can remove or rewrite another
+Key ``hivenet_shard_holders:<shard_id>``; one subkey per holder, owned by it
+(``node.swarm.dht.owned_subkey``: each DHT node refuses a write to that subkey
+unless it is signed by the holder's key): nobody can remove or rewrite another
 holder's announcement. Values expire after ``ttl``; holders re-announce.
 Values from the DHT are untrusted and parsed strictly; an announcement can at
 worst point at a peer that serves bad chunks, which the fetcher refuses.
@@ -15,12 +14,10 @@ import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from hivemind import DHT
-from hivemind.utils import get_dht_time
-from hivemind.p2p import PeerID
-from hivemind.dht.crypto import RSASignatureValidator
-from hivemind.utils.crypto import RSAPrivateKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from node.swarm.dht import DHT, SigningKey, dht_time, owned_subkey
+from node.swarm.streams import PeerID, peer_from_base58
 
 KEY_PREFIX = "hivenet_shard_holders:"
 
@@ -47,19 +44,17 @@ def holders_key(shard_id: str) -> str:
 class ShardAnnouncer:
     """Announce this peer's shards and look up other holders through one DHT."""
 
-    def __init__(self, dht: DHT, cfg: AnnounceConfig = AnnounceConfig(), private_key: RSAPrivateKey | None = None) -> None:
-        # A DHT keeps the first RSASignatureValidator it is given and ignores later ones, so create
-        # one announcer per DHT. The key defaults to the process-wide one (as hivemind's optimizer
-        # uses); tests running several DHTs in one process pass a key per DHT.
+    def __init__(self, dht: DHT, cfg: AnnounceConfig = AnnounceConfig(), private_key: SigningKey | None = None) -> None:
+        # A DHT keeps the first signature validator it is given and ignores later ones, so create
+        # one announcer per DHT. The key defaults to the process-wide one; tests running several
+        # DHTs in one process pass a key per DHT.
         self.dht = dht
         self.cfg = cfg
-        validator = RSASignatureValidator(private_key)
-        dht.add_validators([validator])
-        self.subkey = validator.local_public_key
+        self.subkey = owned_subkey(dht, private_key)
 
     async def announce(self, shards: Iterable[tuple[str, int]], ttl: float | None = None) -> list[str]:
         """Store (shard_id, n_chunks) announcements for ``ttl`` seconds; returns the ids the DHT accepted."""
-        expiration = get_dht_time() + (self.cfg.ttl if ttl is None else ttl)
+        expiration = dht_time() + (self.cfg.ttl if ttl is None else ttl)
         record = {"peer": self.dht.peer_id.to_base58()}
         ok = []
         for shard_id, n_chunks in shards:
@@ -75,13 +70,13 @@ class ShardAnnouncer:
         found = await asyncio.wait_for(self.dht.get(holders_key(shard_id), latest=True, return_future=True), self.cfg.timeout)
         if found is None or not isinstance(found.value, dict):
             return []
-        now = get_dht_time()
+        now = dht_time()
         out = []
         for item in found.value.values():
             value, expiration = item.value, item.expiration_time
             try:
                 rec = HolderRecord.model_validate(value)
-                peer = PeerID.from_base58(rec.peer)
+                peer = peer_from_base58(rec.peer)
             except (ValidationError, ValueError):
                 continue  # malformed announcement: ignore, never crash on DHT contents
             if expiration > now and peer != self.dht.peer_id and peer not in out:

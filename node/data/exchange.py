@@ -1,4 +1,4 @@
-"""Shard exchange over hivemind's ``P2P`` binary streams, verified chunk by chunk.
+"""Shard exchange over P2P binary streams (``node.swarm.streams``), verified chunk by chunk.
 
 Protocol ``/hivenet/shards/1`` (one stream carries any number of requests):
 
@@ -24,12 +24,10 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from hivemind.p2p import P2P, PeerID
-from hivemind.p2p.p2p_daemon_bindings.datastructures import StreamInfo
-from hivemind.p2p.p2p_daemon_bindings.utils import P2PDaemonError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from node.data.store import PartialShard, ShardStore
+from node.swarm.streams import P2P, PeerID, StreamError, StreamInfo, open_stream, serve, stop_serving
 from protocol.errors import ChunkCorrupt, ManifestError, ShardError, ShardUnavailable
 from protocol.shards import MAX_MANIFEST_BYTES, ShardManifest, manifest_bytes, parse_manifest
 from protocol.types import ShardId
@@ -82,12 +80,12 @@ class ShardServer:
 
     async def start(self, p2p: P2P) -> None:
         self._p2p = p2p
-        await p2p.add_binary_stream_handler(PROTOCOL, self._handle)
+        await serve(p2p, PROTOCOL, self._handle)
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting streams, and end open ones (their clients see EOF and go to other holders)."""
         if self._p2p is not None:
-            await self._p2p.remove_binary_stream_handler(PROTOCOL)
+            await stop_serving(self._p2p, PROTOCOL)
             self._p2p = None
         for task in self._streams:
             task.cancel()
@@ -174,9 +172,7 @@ class ShardFetcher:
         self.p2p, self.store, self.cfg = p2p, store, cfg
 
     async def _open(self, peer: PeerID) -> _Conn:
-        _, reader, writer = await asyncio.wait_for(
-            self.p2p.call_binary_stream_handler(peer, PROTOCOL), self.cfg.request_timeout
-        )
+        reader, writer = await asyncio.wait_for(open_stream(self.p2p, peer, PROTOCOL), self.cfg.request_timeout)
         return _Conn(reader, writer)
 
     async def fetch(self, shard_id: ShardId, holders: Sequence[PeerID]) -> tuple[ShardManifest, FetchReport]:
@@ -215,7 +211,7 @@ class ShardFetcher:
                     status, data = await asyncio.wait_for(_read_item(conn.reader, MAX_MANIFEST_BYTES), self.cfg.request_timeout)
                 finally:
                     conn.close()
-            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ShardError, P2PDaemonError) as e:
+            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ShardError, StreamError) as e:
                 log.info("holder %s did not send a manifest: %s", name, e)
                 report.unavailable.add(name)
                 continue
@@ -265,7 +261,7 @@ class ShardFetcher:
                     report.fetched[name] = report.fetched.get(name, 0) + 1
                     batch.pop(0)
                 batch = self._take(stripes, own)
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ShardError, P2PDaemonError) as e:
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ShardError, StreamError) as e:
             log.info("holder %s became unavailable: %s", name, e)
             report.unavailable.add(name)
         finally:

@@ -35,7 +35,8 @@ applying the same update to other parameters keeps them other for good. That
 is how a peer that fell behind (it missed a round, or loaded a state older than
 the swarm's) finds out, in the first round it shares with the others.
 
-``sketch``, ``decide`` and ``out_of_step`` are pure; ``RoundAgreement`` does the DHT part.
+``sketch``, ``decide`` and ``out_of_step`` are pure; ``RoundAgreement`` does the DHT part. ``Outcome`` and
+``Verdict`` are declared with the rest of the round policy (``node.swarm.policy``).
 A sketch is per-chunk sums (signed, absolute, squared) of the flattened
 tensors: one pass, no randomness, and a partial average changes some chunk's
 sums far beyond float round-off (members add the reducer's delta back to their
@@ -44,7 +45,6 @@ own local values, so results differ by round-off, never bit for bit).
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import math
 import time
@@ -54,33 +54,14 @@ from typing import Any
 
 import torch
 
+from node.swarm.policy import Outcome, Verdict
+
 SKETCH_CHUNKS = 32  # chunks of the flat vector; a partial average touches whole partitions, so a few suffice
 SKETCH_RTOL = 1e-4  # float32 round-off of `local + (average - local)` is ~1e-7 relative; a partial average is ~1
 _RECORD_TTL = 300.0  # seconds an agreement record lives in the DHT
 
 
 FAILED = "failed"  # a parsed record: that member's round is broken for the whole group (see ``parse_record``)
-
-
-class Outcome(enum.Enum):
-    APPLY = "apply"  # the group agrees: use the averaged gradients
-    DISCARD = "discard"  # apply no update from this round (everyone in the group does the same)
-    LOAD_STATE = "load-state"  # this peer is the minority: discard, then load state from the peers
-
-
-@dataclass(frozen=True)
-class Verdict:
-    outcome: Outcome
-    # agreed | minority | incomplete-here | partial-here | failed-here | failed-elsewhere | no-majority | missing
-    # | out-of-step
-    reason: str
-    missing: tuple[str, ...] = ()  # group members that published nothing valid (or a failure) by the decision
-    disagreeing: tuple[str, ...] = ()  # members whose sketch differs from this peer's
-    load_epoch: int | None = None  # out-of-step: the epoch the state to load must have (the majority's, next)
-
-    @property
-    def agreed(self) -> bool:
-        return self.outcome is Outcome.APPLY
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ def arrive(dht: hivemind.DHT, run_id: str, name: str, timeout: float = 30.0, lab
 
     ``run_id`` keys the barrier (a run and its model: node.swarm.models); ``label`` names the run in messages.
 
-    A store right after joining can find no node to hold the record yet (seen on a loaded machine),
+    A store right after joining can find no node to hold the record yet (on a loaded machine),
     so a failed store is retried with backoff before it counts as an error.
     """
     peer = dht.peer_id.to_base58()

@@ -35,6 +35,6 @@ class SwarmConfig:
     # majority can form); this bounds the wait for silent members otherwise. 0 disables the check.
     agreement_timeout: float = 10.0
     # Smallest all-reduce group. hivemind's 2 lets a group of one honest peer and one attacker form, where no
-    # rule can tell them apart (seen here: such a round at start-up, then lasting drift); 3 with robust rules.
+    # rule can tell them apart (such a round at start-up leaves lasting drift); 3 with robust rules.
     min_group_size: int = 2
     extra_dht_options: dict[str, object] = field(default_factory=dict)  # passed to hivemind.DHT verbatim (tests)

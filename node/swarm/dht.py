@@ -1,17 +1,25 @@
-"""Start a peer's DHT node and turn hivemind's start-up failures into errors that say what to fix."""
+"""A peer's DHT node: start it (hivemind's start-up failures become errors that say what to fix), and the few
+DHT facilities other packages use (its clock, records only their owner may write).
+"""
 
 from __future__ import annotations
 
 import logging
 
 import hivemind
+from hivemind.dht.crypto import RSASignatureValidator
 from hivemind.p2p.p2p_daemon_bindings.utils import P2PDaemonError
+from hivemind.utils import get_dht_time
+from hivemind.utils.crypto import RSAPrivateKey
 
 from node.swarm.config import SwarmConfig
 from protocol.errors import BootstrapError
 from protocol.types import PeerId
 
 log = logging.getLogger(__name__)
+
+DHT = hivemind.DHT  # the running DHT node of a peer (a type for the other packages)
+SigningKey = RSAPrivateKey  # the key that signs a peer's owned records (hivemind's RSA key)
 
 START_TIMEOUT_S = 90.0  # p2pd start and bootstrap take seconds; far longer means the DHT process is gone
 
@@ -74,3 +82,22 @@ def round_bits(rnd: int) -> str:
     these bits, so peers on different rounds never meet in one group (16 bits: rounds 65536 apart share a key,
     never in practice)."""
     return format(rnd % 2**16, "016b")
+
+
+def dht_time() -> float:
+    """The DHT's clock: record expirations are times on it."""
+    return get_dht_time()
+
+
+def owned_subkey(dht: hivemind.DHT, private_key: SigningKey | None = None) -> bytes:
+    """This peer's subkey for records only it may write, and the validator that enforces it on ``dht``.
+
+    The subkey is the public key in hivemind's ``[owner:...]`` form: every DHT node refuses a write to such a
+    subkey unless it is signed by the matching private key, so nobody can remove or rewrite another peer's
+    record. ``private_key`` None uses the process-wide key (as hivemind's optimizer does). A DHT keeps the first
+    signature validator it is given and ignores later ones: call this once per DHT (tests running several DHTs
+    in one process pass a key per DHT).
+    """
+    validator = RSASignatureValidator(private_key)
+    dht.add_validators([validator])
+    return validator.local_public_key

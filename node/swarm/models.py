@@ -3,7 +3,7 @@
 Peers of one run can differ in their model: one started with another ``--n-embd``, or with an older
 hivenet whose model had other layers (QK-norm, say). Keyed by the run alone they share barriers, progress and
 group keys: such a peer counted toward the others' start barrier, then failed to load their state for a
-minute ("The size of tensor a (128) must match the size of tensor b (64)", seen here), and nothing kept it out
+minute ("The size of tensor a (128) must match the size of tensor b (64)"), and nothing kept it out
 of their rounds' groups (where tensors of other sizes break the round; of the same size, parameters that
 mean other things get averaged). So everything a peer averages is keyed by its run *and* its model's
 fingerprint (``swarm_key``): peers of other models never meet in a round or a barrier.

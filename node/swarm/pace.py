@@ -2,7 +2,8 @@
 
 hivemind's progress tracker already reads every peer's training speed (samples per second, an EMA that
 leaves out the time spent in averaging rounds) from the DHT to estimate when the swarm averages next.
-``PaceTracker`` keeps those speeds, so a peer can tell whether it is much slower than the others. Only
+``PaceTracker`` (``node.swarm.hivemind_ext.progress_tracker``) keeps those speeds, so a peer can tell whether
+it is much slower than the others. Only
 such a peer changes how it joins rounds (node.swarm.collab): a peer of the swarm's usual pace must not,
 or every epoch would end a step short of its target batch (the tracker's estimate of the next round
 treats the last step's samples as arriving continuously).
@@ -21,7 +22,7 @@ import math
 import statistics
 from typing import Any
 
-from hivemind.optim.progress_tracker import LocalTrainingProgress, ProgressTracker
+from hivemind.optim.progress_tracker import LocalTrainingProgress
 
 # A peer this many times slower than the median of the others is a straggler. Peers of one pace on a shared
 # machine differ by up to ~2x (who gets the CPU); a straggler that holds a round costs the others a whole
@@ -42,7 +43,7 @@ def is_straggler(own_rate: float, other_rates: list[float], factor: float = STRA
     return own_rate * factor < statistics.median_low(rates)
 
 
-def _training_progress(record: Any) -> LocalTrainingProgress | None:
+def training_progress(record: Any) -> LocalTrainingProgress | None:
     """A training peer's progress record, parsed; None for a client, an empty or an unreadable one."""
     if getattr(record, "value", None) is None:
         return None
@@ -53,8 +54,8 @@ def _training_progress(record: Any) -> LocalTrainingProgress | None:
     return None if progress.client_mode else progress
 
 
-def _training_epoch(record: Any) -> int | None:
-    progress = _training_progress(record)
+def training_epoch(record: Any) -> int | None:
+    progress = training_progress(record)
     return None if progress is None else int(progress.epoch)
 
 
@@ -65,54 +66,9 @@ def trusted_records(records: Any) -> Any:
     move the swarm's epoch (see the module docstring). Anything that is not a dict passes unchanged."""
     if not isinstance(records, dict):
         return records
-    epochs = {key: _training_epoch(record) for key, record in records.items()}
+    epochs = {key: training_epoch(record) for key, record in records.items()}
     known = [e for e in epochs.values() if e is not None]
     if len(known) < 3:
         return records
     cap = statistics.median_high(known)
     return {key: record for key, record in records.items() if epochs[key] is None or epochs[key] <= cap}
-
-
-class PaceTracker(ProgressTracker):
-    """hivemind's progress tracker that also keeps the other peers' last reported speeds."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.other_rates: list[float] = []  # samples/s of every other peer in the last fetch
-        super().__init__(*args, **kwargs)  # starts fetching at once
-
-    def _parse_swarm_progress_data(self, metadata: Any) -> Any:
-        metadata = trusted_records(metadata)
-        if isinstance(metadata, dict):
-            me = self.dht.peer_id.to_bytes()
-            others = [p for p in map(_training_progress, metadata.values()) if p is not None and p.peer_id != me]
-            self.other_rates = [float(p.samples_per_second) for p in others]
-        return super()._parse_swarm_progress_data(metadata)
-
-    def _read_records(self) -> Any:
-        """Every peer's progress record in the DHT now (a dict; None when there is none)."""
-        return getattr(self.dht.get(self.training_progress_key, latest=True), "value", None)
-
-    def refresh(self) -> None:
-        """Read the swarm's progress from the DHT now, not at the background fetch's next turn (up to 2 s away).
-        Not while this peer is in a round: the tracker is paused then (``fetch_swarm_epoch`` reads instead)."""
-        records = self._read_records()
-        with self.lock_global_progress:
-            self.global_progress = self._parse_swarm_progress_data(records)
-
-    def fetch_swarm_epoch(self) -> int | None:
-        """The swarm's epoch as the progress records in the DHT say right now (the highest a training peer
-        reports, hostile outliers set aside: ``trusted_records``; None: no record), read directly: the tracker
-        stops fetching while its peer is in a round (``pause_updates``)."""
-        records = trusted_records(self._read_records())
-        if not isinstance(records, dict):
-            return None
-        epochs = [e for e in map(_training_epoch, records.values()) if e is not None]
-        return max(epochs, default=None)
-
-    def is_straggler(self, own_rate: float) -> bool:
-        """This peer, training at ``own_rate`` samples/s, is much slower than the others (see ``is_straggler``).
-
-        Its own rate comes from the caller's median step time, not from this tracker's average: that one counts
-        every pause between steps outside a round (start-up, the work at an epoch's end), and a fast peer that
-        took it for its pace judged itself a straggler, then stayed one (seen here)."""
-        return is_straggler(own_rate, self.other_rates)

@@ -12,15 +12,11 @@ shape after the first dimension) — and returns one tensor of the row shape.
   A sender, however large its vector, moves the result by at most ``tau / n``
   per iteration. A sender farther from the start than ``reject_beyond``
   (default 10) median distances is left out altogether: even clipped, a x-1000
-  sign-flipper pulls every round the same way (4 workers in one process, 4
-  seeds, 10 epochs: held-out loss +3.2% over clean clipped only, +0.3% with
-  the far sender left out). The threshold is far on purpose: at 3 median
-  distances honest senders of a churning 3-peer swarm were left out often,
-  and two churn runs ended in a loss rise (4.16, 4.77 nats/byte against
-  3.42-3.43). At 10 a peer back from a partition or a restart (gradients of
-  stale parameters, 10-12.5 median distances away) was left out of 5 parts
-  in one churn run, which ended at 3.25; subtle attackers within the
-  threshold are still clipped.
+  sign-flipper pulls every round the same way. The threshold is far on
+  purpose: at a few median distances, honest senders of a churning swarm
+  (a peer back from a partition or a restart sends gradients of stale
+  parameters) were left out often enough to hurt the run; subtle attackers
+  within the threshold are still clipped (figures: docs/results).
 
 ``Aggregator`` is the swappable policy the all-reduce calls; ``make_aggregator``
 builds one from a config name. Weights are never trusted as sent: see

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
 from contextlib import contextmanager
@@ -49,7 +49,8 @@ from node.swarm.agreement import Outcome, RoundAgreement
 from node.swarm.config import SwarmConfig
 from node.swarm.dht import peer_id_of, round_bits, start_dht, visible_maddrs
 from node.swarm.outer import OuterState, initial_state, outer_step, pseudo_gradient
-from node.swarm.pseudo_averager import PseudoGradientAverager
+from node.swarm.hivemind_ext.pseudo_averager import PseudoGradientAverager
+from node.swarm.policy import rounds_behind, rounds_to_skip
 from node.swarm.robust import make_aggregator
 from node.train.config import TrainConfig
 from node.train.evaluation import param_digest
@@ -302,8 +303,8 @@ class DilocoSync(Synchronizer):
             # keyed by round). No round applies without every peer, so the shared state is the same on all:
             # skipping ahead to the others' round count is safe. Rounds sent after this one (overlap) were behind
             # by as much, so the skip counts from what had been skipped when this one was sent.
-            needed = pending.shift + outcome.behind - self.rounds_skipped - self.skip_rounds
-            if outcome.behind > 0 and needed > 0:
+            needed = rounds_to_skip(outcome.behind, pending.shift, self.rounds_skipped, self.skip_rounds)
+            if needed > 0:
                 log.warning("this peer is %d round(s) behind the swarm: skipping ahead", needed)
                 self.skip_rounds += needed
             self.ctx.metric("round", round=outcome.round, applied=False, reason=outcome.reason,
@@ -379,16 +380,3 @@ class DilocoSync(Synchronizer):
         finally:
             if self.dht is not None:
                 self.dht.shutdown()
-
-
-def rounds_behind(mine: int, group_rounds: Sequence[object]) -> int:
-    """How many rounds ``mine`` trails the others of its group (``group_rounds``: every member's round, this
-    peer's included) when all the others are on one round ahead of it; 0 otherwise. One member reporting some
-    far-off round among others on this peer's round moves nobody."""
-    others = list(group_rounds)
-    if mine in others:
-        others.remove(mine)
-    if not others or any(not isinstance(r, int) or isinstance(r, bool) for r in others):
-        return 0
-    ahead = set(others)
-    return ahead.pop() - mine if len(ahead) == 1 and others[0] > mine else 0

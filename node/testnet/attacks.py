@@ -1,9 +1,12 @@
 """Byzantine behaviours and faults for testing robust averaging; testnet and tests only.
 
-A production node never builds these: ``hivenet node start`` accepts the hidden
-``--attack`` / ``--slowdown`` flags only inside a testnet (``hivenet testnet up
---byzantine K --attack NAME`` sets ``HIVENET_TESTNET=1`` for its peers), and no
-default turns one on.
+``Faults`` is the ``node.hooks.Hooks`` a testnet peer runs with: it carries the attack, the slowdown, the send
+delay and the round dumps into the trainer and the optimizer as a value.
+
+A production node never builds these: only the testnet's peer entry point
+(``node.cli.testnet_peer``, which ``hivenet testnet up --byzantine K --attack NAME``
+runs its peers through) turns fault options into ``Faults``; ``hivenet node start``
+has no such flag and no environment switch.
 
 An attack sees what an honest peer would send (its own gradients, optionally a
 reference such as the honest mean in a simulation) and returns what it sends
@@ -25,10 +28,9 @@ from typing import Any
 
 import torch
 
-from node.hooks import Hooks
+from node.hooks import GradientTransform, Hooks
 from protocol.errors import ConfigError
 
-TESTNET_ENV = "HIVENET_TESTNET"  # set by the testnet supervisor for its peers; attack flags refuse to run without it
 
 
 class Attack(ABC):
@@ -151,39 +153,47 @@ class Slowdown:
             time.sleep(seconds * (self.factor - 1))
 
 
-def require_testnet(environ: dict[str, str] | None, what: str) -> None:
-    """ConfigError unless this process is a testnet peer; ``environ`` comes from the CLI layer."""
-    if not environ or environ.get(TESTNET_ENV) != "1":
-        raise ConfigError(
-            f"{what} is a testing fault for local testnets only; it runs only under `hivenet testnet up` "
-            f"(which sets {TESTNET_ENV}=1 for its peers), never on a real node"
-        )
-
-
 @dataclass
 class Faults(Hooks):
-    """Everything a testnet peer may do wrong, handed to ``Trainer.faults``; all off by default."""
+    """Everything a testnet peer may do wrong or record, as the ``Hooks`` its trainer and optimizer are given;
+    all off by default."""
 
     attack: Attack | None = None  # Byzantine behaviour (gradients and/or labels)
     slowdown: Slowdown | None = None  # a straggler
-    send_delay: float = 0.0  # seconds before each all-reduce part this peer sends (stretches a round for kill tests)
+    send_delay: float = 0.0  # seconds between this peer's streams to successive reducers (stretches a round for kill tests)
     round_dump_dir: Path | None = None  # write each round's sent and received tensors here (tests inspect them)
 
-    def corrupt_labels(self, y: torch.Tensor, num_classes: int) -> torch.Tensor:
-        return y if self.attack is None else self.attack.corrupt_labels(y, num_classes)
-
-    def after_step(self, seconds: float) -> None:
-        if self.slowdown is not None:
-            self.slowdown.after_step(seconds)
+    # -- training --------------------------------------------------------------------------------------------
 
     def transform_labels(self, y: torch.Tensor, num_classes: int) -> torch.Tensor:
-        return self.corrupt_labels(y, num_classes)
+        return y if self.attack is None else self.attack.corrupt_labels(y, num_classes)
 
     def after_local_step(self, compute_s: float) -> None:
-        self.after_step(compute_s)
+        if self.slowdown is not None:
+            self.slowdown.after_step(compute_s)
 
-    def optimizer_hooks(self) -> dict[str, Any]:
-        """Keyword arguments for ``node.swarm.collab.make_optimizer``."""
+    # -- averaging -------------------------------------------------------------------------------------------
+
+    def gradient_transform(self) -> GradientTransform | None:
         attack = self.attack
-        transform = None if attack is None or type(attack).corrupt is Attack.corrupt else attack.corrupt
-        return dict(gradient_transform=transform, send_delay=self.send_delay, round_dump_dir=self.round_dump_dir)
+        return None if attack is None or type(attack).corrupt is Attack.corrupt else attack.corrupt
+
+    def stream_spacing_s(self) -> float:
+        return self.send_delay
+
+    def on_send_start(self) -> None:
+        """With a send delay and dumps (kill tests), each round's start of sending is marked by a file
+        ``sending-<unix time>`` beside the dumps, so a test can kill this peer at a chosen moment of the round."""
+        if self.send_delay > 0 and self.round_dump_dir is not None:
+            self.round_dump_dir.mkdir(parents=True, exist_ok=True)
+            (self.round_dump_dir / f"sending-{time.time():.3f}").touch()
+
+    def on_round(self, name: str, record: dict[str, Any]) -> None:
+        """``record`` saved as ``<round_dump_dir>/<name>.pt``: written aside, then renamed, so a reader polling the
+        directory (or a SIGKILL mid-write) never sees half a file."""
+        if self.round_dump_dir is None:
+            return
+        self.round_dump_dir.mkdir(parents=True, exist_ok=True)
+        partial_path = self.round_dump_dir / f"{name}.pt.part"
+        torch.save(record, partial_path)
+        partial_path.replace(self.round_dump_dir / f"{name}.pt")

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from node.testnet.attacks import TESTNET_ENV
 from node.testnet.metrics import MetricsTail, read_metrics, summarize
 from node.testnet.peers import PeerProcess, bootstrap_address, free_port, wait_until
 
@@ -138,8 +137,7 @@ class Testnet:
 
             self.accounts = {i: make_keystore(self.cfg.run_dir / f"peer{i}" / "node.key") for i in range(self.cfg.peers)}
         for i in range(self.cfg.peers):
-            env = {**self.cfg.peer_env, TESTNET_ENV: "1"}  # unlocks the testing-only faults (attacks) of `node start`
-            peer = PeerProcess(index=i, dir=self.cfg.run_dir / f"peer{i}", args=self._args(i), env=env)
+            peer = PeerProcess(index=i, dir=self.cfg.run_dir / f"peer{i}", args=self._args(i), env=dict(self.cfg.peer_env))
             self.peers.append(peer)
             peer.start()
             if i == 0:  # the others bootstrap through it: it must be listening first

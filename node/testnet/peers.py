@@ -1,6 +1,6 @@
 """Peer processes of a local testnet: start, signal, kill, restart.
 
-Each peer is ``hivenet node start``, run through ``node.testnet.peer_main`` (which injects the
+Each peer is ``hivenet node start``, run through ``node.cli.testnet_peer`` (which injects the
 testnet's faults as hooks), in its own process group (hivemind's DHT, averagers and p2pd are
 children; killing only the main process would orphan them), with one torch thread so N peers
 share few cores fairly.
@@ -55,7 +55,7 @@ class PeerProcess:
     def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **self.env}
-        cmd = [sys.executable, "-m", "node.testnet.peer_main", *self.args,
+        cmd = [sys.executable, "-m", "node.cli.testnet_peer", *self.args,
                "--checkpoint", str(self.checkpoint_path), "--metrics", str(self.metrics_path),
                "--log-file", str(self.log_path), "--no-progress"]
         out = open(self.dir / "stdout.txt", "ab")

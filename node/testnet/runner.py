@@ -328,9 +328,8 @@ class ScenarioRun:
             net.accounts[index] = make_keystore(net.cfg.run_dir / f"peer{index}" / "node.key")
             if net.validation is not None:
                 net.validation.cfg.roles[net.accounts[index]] = "peer"
-        env = {**net.cfg.peer_env, "HIVENET_TESTNET": "1"}
         peer = PeerProcess(index=index, dir=net.cfg.run_dir / f"peer{index}", args=self._joiner_args(net._args(index), index),
-                           env=env)
+                           env=dict(net.cfg.peer_env))
         net.peers.append(peer)
         peer.start()
 

@@ -10,7 +10,7 @@ from hivemind.compression import serialization
 from hivemind.compression.quantization import Uniform8BitQuantization
 
 from node.swarm.codecs import COMPRESSIONS
-from node.swarm.pseudo_averager import RECEIVED, SENT, ConsistentAllReduceRunner
+from node.swarm.hivemind_ext.pseudo_averager import RECEIVED, SENT, ConsistentAllReduceRunner
 from node.swarm.robust import make_aggregator
 from tests.integration.swarm_helpers import connected_p2ps
 

@@ -1,6 +1,6 @@
 """A DiLoCo peer that missed a round's matchmaking learns from a mixed group how far behind it is."""
 
-from node.sync.diloco import rounds_behind
+from node.swarm.policy import rounds_behind
 
 
 def test_a_peer_behind_all_the_others_skips_to_their_round():

@@ -11,7 +11,8 @@ import torch
 from hivemind.averaging.allreduce import AveragingMode
 
 from node.swarm.robust import CenteredClipAggregator, MeanAggregator, make_aggregator
-from node.swarm.robust_allreduce import RobustAllReduceRunner, WorkerMomentum, chain
+from node.swarm.hivemind_ext.robust_allreduce import RobustAllReduceRunner
+from node.swarm.momentum import WorkerMomentum, chain
 from tests.integration.swarm_helpers import connected_p2ps
 
 
@@ -90,7 +91,7 @@ def test_a_round_group_crosses_the_process_boundary_with_its_id():
     # The averager runs in its own process: the step's result reaches the optimizer pickled.
     import pickle
 
-    from node.swarm.robust_allreduce import RoundGroup
+    from node.swarm.hivemind_ext.robust_allreduce import RoundGroup
 
     group = pickle.loads(pickle.dumps(RoundGroup({"a": 1, "b": None}, b"\x01\x02")))
     assert dict(group) == {"a": 1, "b": None} and group.group_id == b"\x01\x02"
@@ -99,7 +100,7 @@ def test_a_round_group_crosses_the_process_boundary_with_its_id():
 def test_a_sender_cancelled_while_it_waits_does_not_break_the_part_for_the_others():
     # A dying sender's stream handler is cancelled while it awaits the part's result; in hivemind's reducer
     # that cancelled the future every other waiter shared, and the round hung until its timeout.
-    from node.swarm.robust_allreduce import RobustTensorPartReducer
+    from node.swarm.hivemind_ext.robust_allreduce import RobustTensorPartReducer
 
     async def main():
         reducer = RobustTensorPartReducer([torch.Size([3])], num_senders=3, aggregator=MeanAggregator())

@@ -6,7 +6,7 @@ from unittest.mock import patch
 import hivemind
 import torch
 
-from node.swarm.state_averager import LoadSafeStateAverager
+from node.swarm.hivemind_ext.state_averager import LoadSafeStateAverager
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""node.swarm.step_control: a cancelled averaging round leaves the matchmaking at once.
+"""node.swarm.hivemind_ext.step_control: a cancelled averaging round leaves the matchmaking at once.
 
 hivemind's own ``StepControl.cancel`` lost this race in about half of the cancellations tried here (the round
 still LOOKING_FOR_GROUP 20 s later); four cancellations in a row would all have to be lucky.
@@ -11,7 +11,7 @@ import torch
 from hivemind.averaging.control import AveragingStage, StepControl
 from hivemind.utils import get_dht_time
 
-from node.swarm.step_control import cancel_round, install
+from node.swarm.hivemind_ext.step_control import cancel_round, install
 
 
 def test_a_cancelled_round_alone_in_the_matchmaking_finishes_within_two_seconds():

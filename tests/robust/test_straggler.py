@@ -8,7 +8,7 @@ forward and backward it sleeps 9 times as long), so one of its steps takes about
 
 hivemind puts a peer in a round's group a few seconds before the round, and the round then waits for the
 peer's next ``step()`` call: up to a whole straggler step (past 4 s the others drop it and the round is
-lost). Here a straggler averages what it has as soon as it is in a round's matchmaking (node.swarm.collab),
+lost). Here a straggler averages what it has as soon as it is in a round's matchmaking (node.swarm.hivemind_ext.optimizer),
 and a round whose matchmaking it missed goes on without it (it then loads the state, and joins the next). Asserted: the fast
 peers keep their pace (seconds per epoch within 1.5x the baseline's) and apply their rounds; the
 straggler averages in rounds to the end with a fraction of the others' steps (the group did not wait for

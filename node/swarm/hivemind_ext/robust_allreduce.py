@@ -12,15 +12,15 @@ changes: wire format, matchmaking, timeouts and bans are hivemind's.
 Classes are subclasses, never copies of the package: ``RobustTensorPartReducer``
 (a drop-in reducer), ``RobustAllReduceRunner`` (swaps its reducer in),
 ``RobustGradientAverager`` (runs that runner and transforms what this peer
-sends: worker momentum, and in tests an attack). Hand it to
-``hivemind.Optimizer(grad_averager_factory=...)``; ``make_optimizer`` does.
+sends: worker momentum, and whatever the injected ``Hooks`` change). Hand it to
+``hivemind.Optimizer(grad_averager_factory=...)``; ``node.swarm.collab.make_optimizer`` does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import torch
@@ -31,17 +31,16 @@ from hivemind.proto import averaging_pb2
 from hivemind.utils import get_dht_time
 from hivemind.utils.asyncio import as_aiter, azip
 
+from node.hooks import NO_HOOKS, GradientTransform, Hooks
+from node.swarm.hivemind_ext.step_control import install as install_round_cancel_fix
+from node.swarm.momentum import chain
 from node.swarm.robust import Aggregator
-from node.swarm.step_control import install as install_round_cancel_fix
 
 # every averager of hivenet (sync and DiLoCo) is built from this module: hivemind's cancellation of a round
-# often left the round in the matchmaking (node.swarm.step_control)
+# often left the round in the matchmaking (node.swarm.hivemind_ext.step_control)
 install_round_cancel_fix()
 
 log = logging.getLogger(__name__)
-
-# What a peer sends instead of its accumulated gradients (momentum, attacks); returns new tensors.
-GradientTransform = Callable[[Sequence[torch.Tensor]], list[torch.Tensor]]
 
 
 class RoundGroup(dict):  # type: ignore[type-arg]
@@ -95,8 +94,8 @@ class RobustTensorPartReducer(TensorPartReducer):
     result, and in asyncio cancelling a task cancels the bare future it awaits. When a sender dies
     mid-round, its stream handler is cancelled, which cancelled the shared future under every other
     sender and under this peer's own part: the reducer broke ("invalid state" on the next result) and
-    this peer waited for its own partition until the all-reduce timeout (30 s; seen after kills in
-    tests/robust/test_kill_mid_allreduce.py). Here each waiter is shielded.
+    this peer waited for its own partition until the all-reduce timeout
+    (``tests/robust/test_kill_mid_allreduce.py`` kills senders mid-round). Here each waiter is shielded.
     """
 
     def __init__(self, part_shapes: Sequence[torch.Size], num_senders: int, aggregator: Aggregator) -> None:
@@ -134,12 +133,11 @@ class RobustTensorPartReducer(TensorPartReducer):
 class RobustAllReduceRunner(AllReduceRunner):
     """hivemind's ``AllReduceRunner`` reducing its partition with ``aggregator``.
 
-    ``send_delay`` and ``on_send_start`` exist for fault-injection tests that kill a peer at chosen
-    moments of a round; in production they are 0 and None. With a delay, this peer's streams to the
-    other reducers start one at a time, ``send_delay`` s apart (its parts for the k-th reducer to get a
-    turn leave k * send_delay s after the round began, all at once), so a kill between two turns leaves
-    some reducers with all of its parts and the others with none; ``on_send_start()`` is called once,
-    when the first delay begins. (A delay per message would stretch a round by parts x reducers x delay:
+    ``hooks.stream_spacing_s()`` (0 on a real node) spaces this peer's streams to the other reducers: they
+    start one at a time, that many seconds apart (its parts for the k-th reducer to get a turn leave
+    k * delay s after the round began, all at once), so a test that kills the peer between two turns
+    leaves some reducers with all of its parts and the others with none; ``hooks.on_send_start()`` is
+    called once, when the first delay begins. (A delay per message would stretch a round by parts x reducers x delay:
     every tensor is at least one part, ~20 s a round for the tiny test model.)
 
     After the round, ``complete`` says whether every reducer returned its partition to this peer,
@@ -147,13 +145,13 @@ class RobustAllReduceRunner(AllReduceRunner):
     ``failed`` which peers this runner saw fail.
     """
 
-    def __init__(self, *, aggregator: Aggregator, send_delay: float = 0.0,
-                 on_send_start: Callable[[], None] | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, aggregator: Aggregator, hooks: Hooks = NO_HOOKS, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         plain = self.tensor_part_reducer
         self.tensor_part_reducer = RobustTensorPartReducer(plain.part_shapes, plain.num_senders, aggregator)
         plain.finished.set()  # retire the unused plain reducer quietly (its finalize would log "received 0%")
-        self.send_delay, self.on_send_start = send_delay, on_send_start
+        self.hooks, self.stream_spacing = hooks, hooks.stream_spacing_s()
+        self._send_started = False
         self._send_turn = asyncio.Lock()  # with a delay, streams to the reducers start one by one
         self.unreachable: set[Any] = set()  # reducers this peer's exchange with failed
 
@@ -186,12 +184,12 @@ class RobustAllReduceRunner(AllReduceRunner):
     async def _generate_input_for_peer(self, peer_index: int) -> AsyncIterator[averaging_pb2.AveragingData]:
         first = True
         async for message in super()._generate_input_for_peer(peer_index):
-            if first and self.send_delay > 0:
+            if first and self.stream_spacing > 0:
                 async with self._send_turn:
-                    if self.on_send_start is not None:
-                        self.on_send_start()
-                        self.on_send_start = None
-                    await asyncio.sleep(self.send_delay)
+                    if not self._send_started:
+                        self._send_started = True
+                        self.hooks.on_send_start()
+                    await asyncio.sleep(self.stream_spacing)
             first = False
             yield message
 
@@ -201,7 +199,8 @@ async def _keep_key(group_info: Any) -> None:
 
 
 class RobustGradientAverager(GradientAverager):
-    """``GradientAverager`` that reduces with ``aggregator`` and sends ``transform(accumulated gradients)``.
+    """``GradientAverager`` that reduces with ``aggregator`` and sends ``transform(accumulated gradients)``
+    (then ``hooks.gradient_transform()``'s, when the hooks give one).
 
     The all-reduce runs in the averager's own process (forked at construction), so the
     aggregator must be set before ``super().__init__`` starts it.
@@ -213,21 +212,20 @@ class RobustGradientAverager(GradientAverager):
         *,
         aggregator: Aggregator,
         transform: GradientTransform | None = None,
-        send_delay: float = 0.0,
-        on_send_start: Callable[[], None] | None = None,
+        hooks: Hooks = NO_HOOKS,
         **kwargs: Any,
     ) -> None:
-        self.aggregator, self.transform, self.send_delay = aggregator, transform, send_delay
-        self.on_send_start = on_send_start  # tests: called in the averager's process as each round's sending begins
+        self.aggregator, self.hooks = aggregator, hooks
+        self.transform = chain(transform, hooks.gradient_transform())
         self.last_sent: list[torch.Tensor] = []  # what this peer contributed to the latest round (main process)
         # group id -> (complete, reduced_all, failed) of the runner (RoundGroup); in the averager's process
         self._health: dict[bytes, tuple[bool, bool, tuple[str, ...]]] = {}
         super().__init__(parameters, **kwargs)
 
-    # The optimizer keys each epoch's matchmaking with group bits (node.swarm.collab). hivemind moves each member
-    # of an assembled group to a bucket of its own (new group bits), so a retry after a failed all-reduce would
-    # look under a key nobody else has and miss the epoch's round; the matchmaking (built in the averager's
-    # process) keeps the epoch's key instead.
+    # The optimizer keys each epoch's matchmaking with group bits (node.swarm.hivemind_ext.optimizer). hivemind
+    # moves each member of an assembled group to a bucket of its own (new group bits), so a retry after a failed
+    # all-reduce would look under a key nobody else has and miss the epoch's round; the matchmaking (built in the
+    # averager's process) keeps the epoch's key instead.
     @property
     def _matchmaking(self) -> Any:
         return self.__dict__.get("_epoch_keyed_matchmaking")
@@ -271,7 +269,7 @@ class RobustGradientAverager(GradientAverager):
     ) -> None:
         group_id = group_info.group_id if group_id is None else group_id
         runner = RobustAllReduceRunner(
-            aggregator=self.aggregator, send_delay=self.send_delay, on_send_start=self.on_send_start,
+            aggregator=self.aggregator, hooks=self.hooks,
             p2p=self._p2p, servicer_type=type(self), prefix=self.prefix, tensors=tensors,
             group_id=group_id, ordered_peer_ids=group_info.peer_ids, **kwargs,
         )
@@ -286,41 +284,3 @@ class RobustGradientAverager(GradientAverager):
             async for _ in runner:
                 raise ValueError("aux peers should not receive averaged tensors")
         self._health[group_id] = (runner.complete, runner.reduced_all, runner.failed)
-
-
-class WorkerMomentum:
-    """Send ``m <- beta * m + (1 - beta) * g`` instead of ``g`` (momentum before aggregation).
-
-    Robust rules compare senders; momentum averages each honest sender's noise over
-    ~1/(1-beta) rounds, so honest vectors cluster and outliers stand out
-    (Karimireddy et al. 2021).
-    """
-
-    def __init__(self, beta: float) -> None:
-        if not 0.0 <= beta < 1.0:
-            raise ValueError(f"worker momentum must be in [0, 1), got {beta}")
-        self.beta = beta
-        self.buffers: list[torch.Tensor] | None = None
-
-    def __call__(self, grads: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        if self.buffers is None:
-            self.buffers = [g.detach().clone() for g in grads]  # start at the first gradient, not at zero
-        else:
-            for m, g in zip(self.buffers, grads):
-                m.mul_(self.beta).add_(g, alpha=1.0 - self.beta)
-        return [m.clone() for m in self.buffers]
-
-
-def chain(*transforms: GradientTransform | None) -> GradientTransform | None:
-    """Apply ``transforms`` left to right (None entries skipped); None when there are none."""
-    steps = [t for t in transforms if t is not None]
-    if not steps:
-        return None
-
-    def apply(grads: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        out = list(grads)
-        for step in steps:
-            out = step(out)
-        return out
-
-    return apply

@@ -7,14 +7,14 @@ loads the swarm's state meanwhile must not get that delta on top of the loaded
 parameters (the snapshot was of the old ones), so hivemind's optimizer waits for
 the round before loading: its matchmaking and all-reduce, ~5 s here, after
 which the loaded state is often one round old already and the peer is behind
-again (node.swarm.collab). ``LoadSafeStateAverager`` instead drops the result of
+again (node.swarm.hivemind_ext.optimizer). ``LoadSafeStateAverager`` instead drops the result of
 a round whose snapshot predates the last load, so loading need not wait.
 
 It also serves a consistent state to peers that load it. hivemind raises the
 epoch counter before its optimizer step runs (in a background thread) and
 reads the state without the optimizer's lock, so a peer loading right at an
 epoch change could get the new epoch's number with the old epoch's
-parameters, or parameters half way through the step (seen here: a straggler
+parameters, or parameters half way through the step (a straggler
 that loaded state right after a round it missed was out of step with every
 other peer at the next round, and loaded again, round after round). Here the
 state is read under the optimizer's lock and labelled with the epoch its

@@ -3,15 +3,15 @@
 A round (``StepControl``) is created in the training process and runs in the averager's process. To cancel
 it, hivemind's ``cancel`` first wakes the averager (the ``_cancel`` future) and only then marks the round
 itself cancelled. The averager, once woken, asks whether the round is cancelled; when it asks before the
-mark lands it takes the wake-up for nothing and goes on waiting for its matchmaking (seen here in 5 of 8
-cancellations of a round alone in the matchmaking: still LOOKING_FOR_GROUP 20 s later). Such a round goes
+mark lands it takes the wake-up for nothing and goes on waiting for its matchmaking (a round alone in the
+matchmaking often stays LOOKING_FOR_GROUP long after its cancellation). Such a round goes
 on under whatever key the averager looks under next, joins the next epoch's group as a member its trainer
 knows nothing of, and the group loses that round (``tests/robust/test_step_control.py``; in the demo a peer
 that missed one round missed every later one this way).
 
 ``cancel_round`` marks the round cancelled first, then wakes the averager. ``install`` puts it in place of
 hivemind's method, so hivemind's own cancellations (its optimizer cancels rounds it will not use) are fixed
-too; ``node.swarm.robust_allreduce`` (every averager of hivenet) installs it on import.
+too; ``node.swarm.hivemind_ext.robust_allreduce`` (every averager of hivenet) installs it on import.
 """
 
 from __future__ import annotations

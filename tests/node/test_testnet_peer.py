@@ -9,7 +9,7 @@ import pytest
 from node.cli import node_cmd
 from node.hooks import NO_HOOKS
 from node.testnet.attacks import Faults, SignFlip
-from node.testnet.peer_main import main, parse_faults
+from node.cli.testnet_peer import main, parse_faults
 
 
 def test_fault_options_become_hooks_and_the_rest_goes_to_node_start(tmp_path):

@@ -1,6 +1,6 @@
 """A testnet peer: ``hivenet node start`` with the testnet's faults injected as hooks.
 
-    python -m node.testnet.peer_main [--attack NAME] [--slowdown F] [--send-delay S] [--dump-rounds DIR] \\
+    python -m node.cli.testnet_peer [--attack NAME] [--slowdown F] [--send-delay S] [--dump-rounds DIR] \\
         [node start options ...]
 
 The testnet supervisor (``node.testnet.peers.PeerProcess``) starts every peer this way. The fault
