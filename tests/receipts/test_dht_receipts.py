@@ -20,6 +20,8 @@ from hivemind.dht.crypto import RSASignatureValidator
 from node.swarm.receipts import ReceiptBoard, receipts_key, sign_receipt, to_wire
 from tests.receipts.test_receipts import receipt
 
+pytestmark = [pytest.mark.swarm]
+
 RUN = "r"
 
 
