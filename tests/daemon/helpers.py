@@ -22,7 +22,7 @@ import pytest
 
 from node.telemetry.config import BrokerAddress
 from node.telemetry.monitor import MonitorState, watch
-from tests.waiting import wait_until  # noqa: F401  (the daemon tests import it from here)
+from tests.waiting import wait_until  # the daemon tests import it from here too
 
 # 2 layers x 64 wide, one peer: epochs take ~1-4 s, so the tests spend their time on lifecycle, not compute.
 TINY_NODE = ["--n-layer", "2", "--n-embd", "64", "--batch-size", "8", "--target-batch-size", "96", "--device", "cpu",
