@@ -28,6 +28,7 @@ def test_every_solidity_error_has_one_python_class() -> None:
 
 
 @pytest.mark.chain
+@pytest.mark.process  # node build.js: the pinned solc-js
 def test_recompiling_reproduces_committed_artifacts() -> None:
     require_tool(CONTRACTS / "node_modules" / "solc")
     node = shutil.which("node")
