@@ -22,6 +22,7 @@ import pytest
 
 from node.telemetry.config import BrokerAddress
 from node.telemetry.monitor import MonitorState, watch
+from tests.waiting import wait_until  # the daemon tests import it from here too
 
 # 2 layers x 64 wide, one peer: epochs take ~1-4 s, so the tests spend their time on lifecycle, not compute.
 TINY_NODE = ["--n-layer", "2", "--n-embd", "64", "--batch-size", "8", "--target-batch-size", "96", "--device", "cpu",
@@ -62,15 +63,19 @@ class Mosquitto:
     def start(self, timeout: float = 10.0) -> None:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen([mosquitto_binary(), "-c", str(self.conf)], stdout=log, stderr=log)
-        deadline = time.monotonic() + timeout
-        while True:
+        proc = self.proc
+
+        def listening_or_dead() -> bool:
+            if proc.poll() is not None:
+                return True
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
+                return True
             except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"mosquitto did not start on port {self.port}; see {self.log}") from None
-                time.sleep(0.05)
+                return False
+
+        if not wait_until(listening_or_dead, timeout, poll=0.05) or proc.poll() is not None:
+            raise RuntimeError(f"mosquitto did not start on port {self.port}; see {self.log}")
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -198,15 +203,6 @@ def node(dir: Path, *args: str) -> Iterator[NodeProcess]:
         yield proc
     finally:
         proc.kill_group()
-
-
-def wait_until(predicate, timeout: float, poll: float = 0.1) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(poll)
-    return bool(predicate())
 
 
 @contextmanager

@@ -12,7 +12,7 @@ import pytest
 
 from tests.daemon.helpers import collector, mosquitto, node, wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.swarm, pytest.mark.broker]
 
 
 def _latest_steps(received: list, peer: str) -> int:
@@ -32,6 +32,7 @@ def test_node_trains_through_a_broker_restart_and_publishes_again_within_10s(tmp
             broker.kill()
             killed_at = time.time()
             epochs_at_kill = len(peer.records("epoch"))
+            # The behaviour under test: an outage long enough for the node's reconnect backoff to reach its cap.
             time.sleep(6)
             assert peer.alive(), "the node died with its broker"
             assert wait_until(lambda: len(peer.records("epoch")) > epochs_at_kill, 60), "training stalled without the broker"

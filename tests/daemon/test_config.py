@@ -99,6 +99,7 @@ def test_flag_value_errors_name_the_flag():
         load_config(None, {}, {"train.batch_size": 0})
 
 
+@pytest.mark.process
 def test_init_file_loads_back_to_the_defaults(tmp_path):
     path = tmp_path / "hivenet.toml"
     out = subprocess.run([sys.executable, "-m", "node.cli", "init", "--config", str(path)], capture_output=True, text=True, timeout=60)
@@ -112,6 +113,7 @@ def test_init_file_loads_back_to_the_defaults(tmp_path):
     assert again.returncode == 2 and "exists" in again.stderr
 
 
+@pytest.mark.process
 def test_node_start_with_a_bad_config_exits_2_with_one_line_naming_key_and_file(tmp_path):
     path = _write(tmp_path, "[swarm]\nexpected_peers = \"three\"\n")
     out = subprocess.run([sys.executable, "-m", "node.cli", "node", "start", "--config", str(path)],

@@ -46,6 +46,7 @@ def test_unreachable_chain_is_named_with_its_fix():
     assert not checks[0].ok and url in checks[0].detail and "anvil" in checks[0].fix and "rpc_url" in checks[0].fix
 
 
+@pytest.mark.chain
 def test_missing_contract_is_named_with_its_fix(chain, tmp_path):
     url, deployment = chain
     healthy = check_chain(load_config(None, {}, {"ledger.rpc_url": url, "ledger.deployment": deployment}))
@@ -59,6 +60,7 @@ def test_missing_contract_is_named_with_its_fix(chain, tmp_path):
     assert not absent[1].ok and "no deployment file" in absent[1].detail
 
 
+@pytest.mark.broker
 def test_other_checks_pass_here_and_say_what_they_saw(tmp_path):
     assert all(c.ok for c in check_versions())
     listen = check_listen(load_config(None, {}, {}))
@@ -73,6 +75,8 @@ def test_other_checks_pass_here_and_say_what_they_saw(tmp_path):
     assert not gone.ok and "mosquitto" in gone.fix
 
 
+@pytest.mark.chain
+@pytest.mark.process
 def test_doctor_cli_json_names_every_fault_and_exits_1(chain, tmp_path):
     url, deployment = chain
     dead = DEAD_PEER.format(port=free_port())

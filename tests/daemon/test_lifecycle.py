@@ -19,7 +19,7 @@ from node.work.spool import ReceiptSpool, spool_path
 from node.train.checkpoint import load_checkpoint
 from tests.daemon.helpers import free_port, keystore_args, node, receipt_observer, wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.swarm]
 RUN = "lifecycle"
 
 

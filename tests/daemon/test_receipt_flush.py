@@ -161,6 +161,7 @@ def test_the_spool_file_is_parsed_like_an_untrusted_record(tmp_path: Path, caplo
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.swarm
 def test_a_receipt_refused_at_the_epoch_end_reaches_the_dht_through_the_stop_flush(tmp_path: Path) -> None:
     # The real board on two in-process DHT nodes: the trainer's node and a validator's that outlives it.
     validator = hivemind.DHT(start=True)

@@ -110,6 +110,7 @@ def test_a_taken_status_port_fails_the_start_with_the_address_and_the_fix(tmp_pa
         side.stop(10)
 
 
+@pytest.mark.broker
 def test_publisher_sends_status_metrics_and_epochs_and_reconnects_to_a_restarted_broker():
     port = free_port()
     broker = EmbeddedBroker(port=port)

@@ -14,6 +14,8 @@ from node.swarm.hivemind_ext.pseudo_averager import RECEIVED, SENT, ConsistentAl
 from node.swarm.robust import make_aggregator
 from tests.integration.swarm_helpers import connected_p2ps
 
+pytestmark = [pytest.mark.swarm]
+
 
 class HivemindRunner(AllReduceRunner):
     """hivemind's runner unchanged. A subclass because hivemind caches a servicer's RPC handlers in a class

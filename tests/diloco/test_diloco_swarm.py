@@ -10,7 +10,7 @@ import pytest
 from node.testnet.network import Testnet
 from tests.integration.swarm_helpers import tiny_testnet
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.swarm]
 
 ROUNDS, INNER = 4, 20
 

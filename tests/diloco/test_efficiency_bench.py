@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.swarm, pytest.mark.process]
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = {"bench", "peers", "mode", "ddp_val_loss", "hivenet_val_loss", "ddp_bytes_per_peer", "hivenet_bytes_per_peer",

@@ -5,7 +5,7 @@ import pytest
 from node.testnet.network import Testnet
 from tests.integration.swarm_helpers import epoch_records, max_param_difference, tiny_testnet
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.swarm]
 
 
 def test_three_peers_average_gradients_and_hold_identical_parameters(tmp_path):

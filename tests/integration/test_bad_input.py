@@ -9,6 +9,8 @@ import torch
 
 from node.train.checkpoint import save_checkpoint
 
+pytestmark = [pytest.mark.swarm, pytest.mark.process]
+
 START = [sys.executable, "-m", "node.cli", "node", "start", "--no-progress", "--device", "cpu",
          "--n-layer", "1", "--n-embd", "32", "--max-epochs", "1"]
 

@@ -9,7 +9,7 @@ from node.testnet.network import Testnet
 from node.testnet.peers import wait_until
 from tests.integration.swarm_helpers import epoch_records, tiny_testnet
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.swarm]
 
 
 def _latest_epoch(net: Testnet, peer: str) -> int:

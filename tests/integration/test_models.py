@@ -36,6 +36,7 @@ def test_the_fingerprint_depends_on_the_model_not_on_its_weights(monkeypatch):
     assert len(base) == 12 and set(base) <= set("0123456789abcdef")
 
 
+@pytest.mark.swarm
 def test_peers_announce_their_models_and_see_the_others(caplog):
     a = hivemind.DHT(start=True, host_maddrs=["/ip4/127.0.0.1/tcp/0"])
     b = hivemind.DHT(start=True, host_maddrs=["/ip4/127.0.0.1/tcp/0"], initial_peers=a.get_visible_maddrs())
@@ -77,6 +78,7 @@ def test_peers_announce_their_models_and_see_the_others(caplog):
 
 
 @pytest.mark.slow
+@pytest.mark.swarm
 def test_a_peer_of_another_model_trains_apart_and_the_swarm_keeps_averaging(tmp_path):
     # peers 0 and 1: the tiny model, expecting each other; peer 2: twice as wide, expecting nobody
     cfg = tiny_testnet(tmp_path / "run", peers=3, epochs=4, run_id="mixed-models", contributors=0, broker="",

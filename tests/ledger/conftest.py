@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +22,7 @@ from node.ledger.client import LedgerClient
 from node.ledger.config import DeployConfig, LedgerConfig
 from node.ledger.deployment import Deployment
 from node.ledger.outbox import Outbox
+from tests.waiting import wait_until
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
 ANVIL = CONTRACTS / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
@@ -57,16 +57,19 @@ def anvil_process(port: int | None = None, timeout_s: float = 20.0) -> Iterator[
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
+
+    def answering_or_dead() -> bool:
+        if proc.poll() is not None:
+            return True
+        try:
+            requests.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}, timeout=1)
+            return True
+        except requests.ConnectionError:
+            return False
+
     try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                requests.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}, timeout=1)
-                break
-            except requests.ConnectionError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"anvil did not start on port {port}") from None
-                time.sleep(0.05)
+        if not wait_until(answering_or_dead, timeout_s, poll=0.05) or proc.poll() is not None:
+            raise RuntimeError(f"anvil did not start on port {port}")
         yield url
     finally:
         proc.terminate()
@@ -83,7 +86,7 @@ def anvil_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=["embedded", "anvil"])
+@pytest.fixture(params=["embedded", pytest.param("anvil", marks=pytest.mark.chain)])
 def chain(request: pytest.FixtureRequest) -> Chain:
     if request.param == "embedded":
         return Chain.connect(FAST)

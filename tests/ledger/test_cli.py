@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from eth_account import Account
 
 from node.ledger.chain import Chain
@@ -16,6 +17,8 @@ from node.ledger.deployment import Deployment
 from node.ledger.outbox import Outbox
 from node.ledger.rewards_file import EpochRewards
 from protocol.rewards_tree import RewardsTree
+
+pytestmark = [pytest.mark.chain, pytest.mark.process]
 
 ROOT = Path(__file__).resolve().parents[2]
 

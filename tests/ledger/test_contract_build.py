@@ -27,6 +27,8 @@ def test_every_solidity_error_has_one_python_class() -> None:
     assert known_error_names() == set(BY_NAME)
 
 
+@pytest.mark.chain
+@pytest.mark.process  # node build.js: the pinned solc-js
 def test_recompiling_reproduces_committed_artifacts() -> None:
     require_tool(CONTRACTS / "node_modules" / "solc")
     node = shutil.which("node")
@@ -36,6 +38,7 @@ def test_recompiling_reproduces_committed_artifacts() -> None:
 
 
 @pytest.mark.timeout(540)
+@pytest.mark.chain
 def test_forge_suite_passes_offline() -> None:
     require_tool(FORGE)
     proc = subprocess.run(

@@ -6,6 +6,11 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
+# The embedded chain runs in-process, but a gas bench of 1000 peers' claims on it is too slow for the fast tier.
+pytestmark = [pytest.mark.chain]
+
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "gas.py"
 
 

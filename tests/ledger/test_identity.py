@@ -55,6 +55,7 @@ def test_missing_and_foreign_files_are_named_errors(tmp_path: Path) -> None:
         read_public(tmp_path / "other")
 
 
+@pytest.mark.swarm
 def test_exported_identity_gives_the_same_peer_id_in_p2pd(tmp_path: Path) -> None:
     from hivemind.p2p import P2P
 

@@ -18,6 +18,8 @@ from protocol.errors import ChainUnavailable
 
 from .conftest import anvil_process, free_port
 
+pytestmark = [pytest.mark.chain, pytest.mark.process]
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

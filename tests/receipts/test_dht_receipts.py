@@ -22,6 +22,8 @@ from node.work.board import install_receipt_validator, receipt_board
 from node.work.wire import sign_receipt, to_wire
 from tests.receipts.test_receipts import receipt
 
+pytestmark = [pytest.mark.swarm]
+
 RUN = "r"
 
 

@@ -18,6 +18,8 @@ from node.testnet.network import Testnet, TestnetConfig
 from node.validator.checker import DEFAULT_TOL
 from protocol.scoring import ProportionalPolicy
 
+pytestmark = [pytest.mark.swarm, pytest.mark.chain]
+
 RUN = "receipts-e2e"
 EPOCHS = 18
 EMISSION = 1000 * 10**18  # ValidatorConfig's default emission per epoch

@@ -21,7 +21,7 @@ import pytest
 from node.testnet.metrics import read_metrics
 from tests.integration.swarm_helpers import max_param_difference
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.swarm, pytest.mark.process]
 
 SCENARIO = """
 name = "join"

@@ -25,7 +25,7 @@ from node.testnet.network import Testnet
 from node.testnet.peers import wait_until
 from tests.integration.swarm_helpers import tiny_testnet
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.swarm]
 
 SEND_DELAY = 0.5  # s between a victim's streams; its 4 stay well under hivemind's 4 s sender timeout
 # (victim index, how far into its round's sending it is killed, in send delays)
@@ -85,6 +85,7 @@ def test_survivors_finish_the_round_or_the_next_and_never_apply_a_partial_averag
             assert wait_until(lambda: any(m > seen for m in _sending_marks(run_dir, victim)), timeout=60, poll=0.05), \
                 f"peer{victim} sent nothing"
             began = next(m for m in _sending_marks(run_dir, victim) if m > seen)
+            # The behaviour under test: the kill lands at a chosen moment of the victim's sending.
             time.sleep(max(0.0, began + moment * SEND_DELAY - time.time()))
             net.peers[victim].kill()
             gone = gone | {_peer_id(net, victim)}

@@ -14,6 +14,7 @@ from node.swarm.robust import CenteredClipAggregator, MeanAggregator, make_aggre
 from node.swarm.hivemind_ext.robust_allreduce import RobustAllReduceRunner
 from node.swarm.momentum import WorkerMomentum, chain
 from tests.integration.swarm_helpers import connected_p2ps
+from tests.waiting import wait_until_async
 
 
 async def _allreduce(tensors_by_peer, aggregator, weights=None, part_size_bytes=2**12):
@@ -50,6 +51,7 @@ def _peers(seed=0, n=4):
 
 
 @pytest.mark.parametrize("name", ["median", "trimmed-mean", "mean"])
+@pytest.mark.swarm
 def test_every_peer_receives_the_aggregate_of_all_senders(name):
     tensors = _peers()
     results = asyncio.run(_allreduce(tensors, make_aggregator(name)))
@@ -60,6 +62,7 @@ def test_every_peer_receives_the_aggregate_of_all_senders(name):
             assert float((got - want).abs().max()) <= 1e-5
 
 
+@pytest.mark.swarm
 def test_a_sign_flipping_sender_ruins_the_mean_but_not_centered_clip():
     tensors = _peers(seed=1)
     tensors[3] = [-1000 * t for t in tensors[3]]
@@ -106,9 +109,9 @@ def test_a_sender_cancelled_while_it_waits_does_not_break_the_part_for_the_other
         reducer = RobustTensorPartReducer([torch.Size([3])], num_senders=3, aggregator=MeanAggregator())
         dying = asyncio.create_task(reducer.accumulate_part(0, 0, torch.full((3,), 1.0)))
         waiting = asyncio.create_task(reducer.accumulate_part(1, 0, torch.full((3,), 3.0)))
-        await asyncio.sleep(0.01)
+        assert await wait_until_async(lambda: reducer.current_part_accumulated_from == 2, 5)  # both are waiting
         dying.cancel()
-        await asyncio.sleep(0.01)
+        assert await wait_until_async(dying.done, 5)
         last = asyncio.create_task(reducer.accumulate_part(2, 0, torch.full((3,), 5.0)))
         return await asyncio.wait_for(asyncio.gather(waiting, last), timeout=5)
 

@@ -4,9 +4,12 @@ from contextlib import contextmanager
 from unittest.mock import patch
 
 import hivemind
+import pytest
 import torch
 
 from node.swarm.hivemind_ext.state_averager import LoadSafeStateAverager
+
+pytestmark = [pytest.mark.swarm]
 
 
 @contextmanager

@@ -7,11 +7,15 @@ still LOOKING_FOR_GROUP 20 s later); four cancellations in a row would all have 
 import time
 
 import hivemind
+import pytest
 import torch
 from hivemind.averaging.control import AveragingStage, StepControl
 from hivemind.utils import get_dht_time
 
 from node.swarm.hivemind_ext.step_control import cancel_round, install
+from tests.waiting import wait_until
+
+pytestmark = [pytest.mark.swarm]
 
 
 def test_a_cancelled_round_alone_in_the_matchmaking_finishes_within_two_seconds():
@@ -26,16 +30,13 @@ def test_a_cancelled_round_alone_in_the_matchmaking_finishes_within_two_seconds(
             control = averager.step(scheduled_time=get_dht_time() + 0.5, timeout=30, wait=False, require_trigger=True)
             if triggered:
                 control.allow_allreduce()
-            deadline = time.monotonic() + 10
-            while control.stage is not AveragingStage.LOOKING_FOR_GROUP and time.monotonic() < deadline:
-                time.sleep(0.05)
-            time.sleep(1.5)  # alone: no group can form, the round keeps looking
+            assert wait_until(lambda: control.stage is AveragingStage.LOOKING_FOR_GROUP, 10, poll=0.05)
+            # The behaviour under test: alone, no group can form and the round keeps looking for 1.5 s.
+            time.sleep(1.5)
             assert control.stage is AveragingStage.LOOKING_FOR_GROUP
 
             assert control.cancel()
-            cancelled_at = time.monotonic()
-            while control.stage is not AveragingStage.FINISHED and time.monotonic() - cancelled_at < 2.0:
-                time.sleep(0.02)
+            wait_until(lambda: control.stage is AveragingStage.FINISHED, 2.0, poll=0.02)
             assert control.stage is AveragingStage.FINISHED, (triggered, control.stage)
             assert control.cancelled()
     finally:

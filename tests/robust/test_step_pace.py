@@ -5,13 +5,17 @@ straggler in its own eyes."""
 import time
 
 import hivemind
+import pytest
 import torch
 
 from node.swarm.collab import make_optimizer
 from node.swarm.config import SwarmConfig
 
+pytestmark = [pytest.mark.swarm]
+
 
 def _steps(opt, gaps, off_pace_s):  # type: ignore[no-untyped-def]
+    # The sleeps are the behaviour under test: the time a step takes, and work declared off pace.
     for gap in gaps:
         opt.step()
         time.sleep(gap)

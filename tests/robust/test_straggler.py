@@ -24,7 +24,7 @@ import torch
 from node.testnet.network import Testnet
 from tests.integration.swarm_helpers import epoch_records, tiny_testnet
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.swarm]
 
 EPOCHS = 8
 FAST = ("peer0", "peer1", "peer2")

@@ -19,7 +19,7 @@ import pytest
 from node.testnet.network import Testnet
 from tests.integration.swarm_helpers import epoch_records, max_param_difference, tiny_testnet
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.swarm]
 
 EPOCHS = 16
 LR = 2e-3  # see above (also the tiny testnet's default)

@@ -64,6 +64,7 @@ def fake_run(run_dir: Path) -> None:
     run_dir.joinpath("result.json").write_text(json.dumps({"passed": True, "messages": ["ok: s.toml:30: failed peers = 0"]}))
 
 
+@pytest.mark.browser
 def test_report_renders_every_chart_in_headless_chromium(tmp_path):
     browser = chromium()
     run_dir = tmp_path / "run"

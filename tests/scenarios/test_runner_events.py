@@ -7,9 +7,14 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from node.testnet.peers import PeerProcess
 from node.testnet.runner import RunnerConfig, ScenarioRun
 from node.testnet.scenario import parse_scenario
+from tests.waiting import wait_until
+
+pytestmark = [pytest.mark.process]
 
 SCENARIO = """name = "events"
 [network]
@@ -43,9 +48,14 @@ class StandIn(PeerProcess):
         self.killed = False
 
 
-def _states(pgid: int) -> set[str]:
+def _group(pgid: int) -> list[str]:
+    """The state letter of every process in the group."""
     out = subprocess.run(["ps", "-o", "stat=", "-g", str(pgid)], capture_output=True, text=True).stdout.split()
-    return {s[0] for s in out}
+    return [s[0] for s in out]
+
+
+def _states(pgid: int) -> set[str]:
+    return set(_group(pgid))
 
 
 def test_partition_heal_and_turning_byzantine(tmp_path: Path) -> None:
@@ -56,15 +66,14 @@ def test_partition_heal_and_turning_byzantine(tmp_path: Path) -> None:
     try:
         for p in run.net.peers:
             p.start()
-        time.sleep(0.3)
+        # Each group is up once its shell and both sleeps are there, all asleep.
+        assert wait_until(lambda: all(_group(p.proc.pid) == ["S"] * 3 for p in run.net.peers), 10)
         partition, heal, byzantine = s.events
         run._apply(partition)
-        time.sleep(0.3)
-        assert _states(run.net.peers[1].proc.pid) == {"T"}  # every process of the group is stopped
+        assert wait_until(lambda: _states(run.net.peers[1].proc.pid) == {"T"}, 10)  # every process of the group is stopped
         assert _states(run.net.peers[0].proc.pid) == {"S"}
         run._apply(heal)
-        time.sleep(0.3)
-        assert _states(run.net.peers[1].proc.pid) == {"S"}
+        assert wait_until(lambda: _states(run.net.peers[1].proc.pid) == {"S"}, 10)
         first = run.net.peers[0].proc.pid
         run._apply(byzantine)
         peer0 = run.net.peers[0]
@@ -77,6 +86,7 @@ def test_partition_heal_and_turning_byzantine(tmp_path: Path) -> None:
             p.kill_group()
 
 
+@pytest.mark.broker
 def test_broker_outage_frees_the_port_and_the_broker_comes_back_on_it(tmp_path: Path) -> None:
     import socket
 

@@ -92,6 +92,7 @@ def test_network_lr_reaches_every_peer_and_defaults_to_the_tiny_models(tmp_path)
     assert lr_args(HEAD, 0) == ["0.002"]  # the tiny model's, not the node's default (tuned for its larger model)
 
 
+@pytest.mark.process
 def test_cli_refuses_a_malformed_file_before_starting_anything(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text(HEAD + '\n[[events]]\naction = "kill"\npeer = 5\nafter_epoch = 2\n')

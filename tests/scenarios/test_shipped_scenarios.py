@@ -18,7 +18,7 @@ import pytest
 from node.testnet.charts import CHARTS
 from node.testnet.metrics import read_metrics
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.swarm, pytest.mark.chain, pytest.mark.broker, pytest.mark.process]
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "node" / "testnet" / "scenarios"
 
