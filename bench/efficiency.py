@@ -158,17 +158,19 @@ def run_hivenet(setup: Setup, compression: str, run_dir: Path, identities: Path 
         if failed:
             raise RuntimeError(f"peers failed: {failed}; {net.failure_reason(failed[0])}")
         metrics = net.metrics()
-    finals = [next(r for r in recs if r["event"] == "final") for recs in metrics.values()]
-    rounds = [r for recs in metrics.values() for r in recs if r["event"] == "round"]
-    digests = {r["round"]: set() for r in rounds if r["applied"]}
+    from node.records import FinalRecord, RoundRecord
+
+    finals = [next(r for r in recs if isinstance(r, FinalRecord)) for recs in metrics.values()]
+    rounds = [r for recs in metrics.values() for r in recs if isinstance(r, RoundRecord)]
+    digests: dict[int, set[str | None]] = {r.round: set() for r in rounds if r.applied}
     for r in rounds:
-        if r["applied"]:
-            digests[r["round"]].add(r["shared_digest"])
+        if r.applied:
+            digests[r.round].add(r.shared_digest)
     return {
-        "val_loss": max(f["val_loss"] for f in finals),
-        "bytes_per_peer": max(f["bytes_sent"] + f["bytes_received"] for f in finals),
-        "utilization": min(f["utilization"] for f in finals),
-        "rounds_applied": min(f["rounds_applied"] for f in finals),
+        "val_loss": max(f.val_loss for f in finals),
+        "bytes_per_peer": max(f.bytes_sent + f.bytes_received for f in finals),
+        "utilization": min(f.utilization for f in finals),
+        "rounds_applied": min(f.rounds_applied for f in finals),
         "shared_params_identical": all(len(d) == 1 for d in digests.values()),
     }
 

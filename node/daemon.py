@@ -81,8 +81,10 @@ class Daemon:
         if self._extra_status is not None:
             self._extra_status(status)
 
-    def _on_event(self, record: dict[str, Any]) -> None:
-        self.side.call(self.state.on_metrics, dict(record))
+    def _on_event(self, record: Any) -> None:
+        from node.records import record_json
+
+        self.side.call(self.state.on_metrics, record_json(record))  # telemetry carries the JSON form
 
     def request_stop(self) -> None:
         """Graceful stop (first SIGINT/SIGTERM): the trainer checkpoints and leaves at its next step."""

@@ -44,6 +44,7 @@ from typing import Any
 import torch
 
 from node.hooks import NO_HOOKS, Hooks
+from node.records import RoundRecord
 from node.swarm import codecs, models
 from node.swarm.agreement import Outcome, RoundAgreement
 from node.swarm.config import SwarmConfig
@@ -307,7 +308,7 @@ class DilocoSync(Synchronizer):
             if needed > 0:
                 log.warning("this peer is %d round(s) behind the swarm: skipping ahead", needed)
                 self.skip_rounds += needed
-            self.ctx.metric("round", round=outcome.round, applied=False, reason=outcome.reason,
+            self.ctx.record(RoundRecord, round=outcome.round, applied=False, reason=outcome.reason,
                             group_size=outcome.group_size, outer_steps=self.shared.step)
             return
         assert outcome.delta is not None
@@ -320,7 +321,7 @@ class DilocoSync(Synchronizer):
         self.rounds_applied += 1
         log.info("round %d: averaged pseudo-gradients with %d peers; outer step %d", outcome.round,
                  outcome.group_size, self.shared.step)
-        self.ctx.metric("round", round=outcome.round, applied=True, reason=outcome.reason,
+        self.ctx.record(RoundRecord, round=outcome.round, applied=True, reason=outcome.reason,
                         group_size=outcome.group_size, outer_steps=self.shared.step,
                         shared_digest=param_digest(self.shared.params))
 

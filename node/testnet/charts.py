@@ -15,6 +15,8 @@ matplotlib.use("Agg")  # files only, no display: the report is built headless
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 
+from node.records import EpochRecord  # noqa: E402
+
 VERDICT_COLORS = {"pass": "#2e7d32", "review": "#f9a825", "fail": "#c62828", "unknown": "#757575"}
 EVENT_COLORS = {"kill": "#c62828", "restart": "#2e7d32", "add_peer": "#1565c0", "partition": "#6a1b9a",
                 "heal": "#8e24aa", "byzantine": "#d84315", "broker_stop": "#5d4037", "broker_start": "#8d6e63",
@@ -52,10 +54,10 @@ def _save(fig: Any, path: Path) -> None:
 def loss_over_time(d: Any, path: Path) -> None:
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True)
     for peer, recs in d.metrics.items():
-        val = [(r["t"] - d.t0, r["val_loss"]) for r in recs if r.get("val_loss") is not None]
+        val = [(r.t - d.t0, v) for r in recs if (v := getattr(r, "val_loss", None)) is not None]
         if val:
             ax.plot(*zip(*val), marker="o", markersize=3, linewidth=1, label=peer)
-        train = [(r["t"] - d.t0, r["loss"]) for r in recs if r["event"] == "epoch"]
+        train = [(r.t - d.t0, r.loss) for r in recs if isinstance(r, EpochRecord)]
         if train:
             ax2.plot(*zip(*train), linewidth=1, label=peer)
     swarm = d.swarm_val_curve()
@@ -78,9 +80,9 @@ def participation(d: Any, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(9, 3.6))
     names = sorted(d.metrics, key=lambda p: int(p.removeprefix("peer")))
     for row, peer in enumerate(names):
-        rounds = [r for r in d.metrics[peer] if r["event"] == "epoch"]
-        ok = [r["epoch"] for r in rounds if r.get("averaged")]
-        alone = [r["epoch"] for r in rounds if not r.get("averaged")]
+        rounds = [r for r in d.metrics[peer] if isinstance(r, EpochRecord)]
+        ok = [r.epoch for r in rounds if r.averaged]
+        alone = [r.epoch for r in rounds if not r.averaged]
         ax.scatter(ok, [row] * len(ok), marker="s", color="#2e7d32", s=30, label="averaged" if row == 0 else None)
         ax.scatter(alone, [row] * len(alone), marker="x", color="#c62828", s=30, label="not averaged" if row == 0 else None)
     groups = d.group_sizes()

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from node.records import Record, StartRecord
 from node.testnet.scenario import Expectation, Scenario
 
 TOKEN = 10**18  # token amounts in the summary are in base units; expectations are in whole tokens
 
 
-def check_expectations(s: Scenario, summary: dict[str, Any], metrics: dict[str, list[dict[str, Any]]],
+def check_expectations(s: Scenario, summary: dict[str, Any], metrics: dict[str, list[Record]],
                        accounts: dict[str, str], byzantine: set[int]) -> list[str]:
     return [_check(s, x, summary, metrics, accounts, byzantine) for x in s.expectations]
 
@@ -36,7 +37,7 @@ def _verdict(s: Scenario, x: Expectation, what: str, value: float | None, hint: 
     return f"ok: {text}" if ok else f"FAIL: {text}{f' ({hint})' if hint else ''}"
 
 
-def _check(s: Scenario, x: Expectation, summary: dict[str, Any], metrics: dict[str, list[dict[str, Any]]],
+def _check(s: Scenario, x: Expectation, summary: dict[str, Any], metrics: dict[str, list[Record]],
            accounts: dict[str, str], byzantine: set[int]) -> str:
     if x.check == "final_loss":
         return _verdict(s, x, "swarm final validation loss", summary.get("val_loss_end"),
@@ -70,12 +71,12 @@ def _check(s: Scenario, x: Expectation, summary: dict[str, Any], metrics: dict[s
     return _shard(s, x, summary, metrics)
 
 
-def _shard(s: Scenario, x: Expectation, summary: dict[str, Any], metrics: dict[str, list[dict[str, Any]]]) -> str:
+def _shard(s: Scenario, x: Expectation, summary: dict[str, Any], metrics: dict[str, list[Record]]) -> str:
     where = f"{s.source}:{x.line}"
     shard = next((r for r in summary.get("shards", []) if r.get("contributor") == x.contributor), None)
     if shard is None:
         return f"FAIL: {where}: contributor {x.contributor} published no shard"
-    used = {sid for recs in metrics.values() for r in recs if r["event"] == "start" for sid in r.get("shards", [])}
+    used = {sid for recs in metrics.values() for r in recs if isinstance(r, StartRecord) for sid in r.shards}
     assigned = shard.get("content_id") in used
     got = f"verdict {shard.get('verdict')}, {'assigned to a trainer' if assigned else 'never assigned'}"
     want = []

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from node.testnet.metrics import MetricsTail, read_metrics, summarize
+from node.records import FinalRecord, Record, RecordTail, StartRecord, StopRecord, read_records
+from node.testnet.metrics import summarize
 from node.testnet.peers import PeerProcess, bootstrap_address, free_port, wait_until
 
 
@@ -64,7 +65,7 @@ class Testnet:
         self.started_at = 0.0
         self.finished_at: float | None = None
         self.bootstrap = ""
-        self._tails: dict[str, MetricsTail] = {}
+        self._tails: dict[str, RecordTail] = {}
         self.shards: list[dict[str, Any]] = []
         self.accounts: dict[int, str] = {}  # peer index -> reward address (receipts on)
         self.validation: Any = None  # node.testnet.validation.ValidationService while running
@@ -141,7 +142,8 @@ class Testnet:
             self.peers.append(peer)
             peer.start()
             if i == 0:  # the others bootstrap through it: it must be listening first
-                wait_until(lambda: any(r["event"] == "start" for r in read_metrics(peer.metrics_path)) or not peer.alive(), 60)
+                wait_until(lambda: any(isinstance(r, StartRecord) for r in read_records(peer.metrics_path))
+                           or not peer.alive(), 60)
         if self.cfg.validators > 0:
             self._start_validation()
 
@@ -173,11 +175,11 @@ class Testnet:
             self.validation = None
         return self.validation_result
 
-    def metrics(self) -> dict[str, list[dict[str, Any]]]:
+    def metrics(self) -> dict[str, list[Record]]:
         """Every peer's metrics records so far (read incrementally: the live view polls this every second)."""
         for p in self.peers:
             if p.name not in self._tails or self._tails[p.name].path != p.metrics_path:
-                self._tails[p.name] = MetricsTail(p.metrics_path)
+                self._tails[p.name] = RecordTail(p.metrics_path)
         return {p.name: list(self._tails[p.name].read()) for p in self.peers}
 
     def finished(self) -> bool:
@@ -225,8 +227,8 @@ class Testnet:
     def summary(self) -> dict[str, Any]:
         end = self.finished_at or time.time()
         per_peer = self.metrics()
-        first = [r["t"] for recs in per_peer.values() for r in recs if r["event"] == "start"]
-        last = [r["t"] for recs in per_peer.values() for r in recs if r["event"] in ("final", "stop")]
+        first = [r.t for recs in per_peer.values() for r in recs if isinstance(r, StartRecord)]
+        last = [r.t for recs in per_peer.values() for r in recs if isinstance(r, (FinalRecord, StopRecord))]
         train_s = max(last) - min(first) if first and last else None
         out = summarize(per_peer, wall_s=end - self.started_at, train_s=train_s)
         out.update(peers=self.cfg.peers, run_id=self.cfg.run_id, failed_peers=self.failed_peers(), shards=self.shards)

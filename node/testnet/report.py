@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from node.testnet.metrics import read_metrics
+from node.records import EpochRecord, Record, StartRecord, read_records
 
 TOKEN = 10**18
 
@@ -24,7 +24,7 @@ TOKEN = 10**18
 @dataclass
 class RunData:
     run_dir: Path
-    metrics: dict[str, list[dict[str, Any]]]
+    metrics: dict[str, list[Record]]
     summary: dict[str, Any]
     timeline: list[dict[str, Any]] = field(default_factory=list)
     scenario: dict[str, Any] = field(default_factory=dict)
@@ -45,10 +45,12 @@ class RunData:
     def swarm_val_curve(self) -> list[tuple[float, float]]:
         """The swarm's loss: every evaluation of any peer in time order (peers hold one model after each
         round), evaluations within 3 s of each other (a start or the final one of every peer) averaged."""
-        first_epoch = min((r["t"] for recs in self.metrics.values() for r in recs if r["event"] == "epoch"), default=float("inf"))
+        first_epoch = min((r.t for recs in self.metrics.values() for r in recs if isinstance(r, EpochRecord)),
+                          default=float("inf"))
         # A peer that joins or restarts evaluates its model before it loads the swarm's: not the swarm's loss.
-        points = sorted((r["t"] - self.t0, r["val_loss"]) for recs in self.metrics.values() for r in recs
-                        if r.get("val_loss") is not None and (r["event"] != "start" or r["t"] < first_epoch))
+        points = sorted((r.t - self.t0, v) for recs in self.metrics.values() for r in recs
+                        if (v := getattr(r, "val_loss", None)) is not None
+                        and (not isinstance(r, StartRecord) or r.t < first_epoch))
         groups: list[list[tuple[float, float]]] = []
         for t, v in points:
             if groups and t - groups[-1][0][0] <= 3.0:
@@ -61,8 +63,8 @@ class RunData:
         groups: dict[int, int] = {}
         for recs in self.metrics.values():
             for r in recs:
-                if r["event"] == "epoch" and r.get("averaged"):
-                    groups[r["epoch"]] = max(groups.get(r["epoch"], 0), r["group_size"] or 0)
+                if isinstance(r, EpochRecord) and r.averaged:
+                    groups[r.epoch] = max(groups.get(r.epoch, 0), r.group_size or 0)
         return dict(sorted(groups.items()))
 
     def bytes_estimate(self) -> dict[str, float]:
@@ -71,8 +73,8 @@ class RunData:
             return {}
         out = {}
         for p, recs in sorted(self.metrics.items()):
-            rounds = [r for r in recs if r["event"] == "epoch" and r.get("averaged") and r.get("group_size")]
-            out[p] = sum(2 * (r["group_size"] - 1) / r["group_size"] * 4 * self.param_count for r in rounds)
+            sizes = [r.group_size for r in recs if isinstance(r, EpochRecord) and r.averaged and r.group_size]
+            out[p] = sum(2 * (n - 1) / n * 4 * self.param_count for n in sizes)
         return out if any(out.values()) else {}
 
     def receipts_by_name(self) -> dict[str, dict[str, int]]:
@@ -95,10 +97,10 @@ def _json(path: Path, default: Any) -> Any:
 
 def load_run(run_dir: Path) -> RunData:
     peers = sorted((p for p in run_dir.glob("peer*") if p.is_dir()), key=lambda p: int(p.name[4:] or 0))
-    metrics = {p.name: read_metrics(p / "metrics.jsonl") for p in peers}
+    metrics = {p.name: read_records(p / "metrics.jsonl") for p in peers}
     timeline = _json(run_dir / "timeline.json", {})
     acc = _json(run_dir / "accounts.json", {})
-    starts = [r["t"] for recs in metrics.values() for r in recs if "t" in r]
+    starts = [r.t for recs in metrics.values() for r in recs]
     d = RunData(run_dir, metrics, _json(run_dir / "summary.json", {}), timeline.get("events", []),
                 _json(run_dir / "scenario.json", {}), _json(run_dir / "result.json", {}), acc.get("accounts", {}),
                 acc.get("receipts", {}), t0=timeline.get("started_at") or (min(starts) if starts else 0.0))

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from node.records import EpochRecord, StartRecord
 from node.testnet.checks import check_expectations
 from node.testnet.network import Testnet, TestnetConfig
 from node.testnet.peers import PeerProcess, free_port
@@ -148,7 +149,7 @@ class ScenarioRun:
         return time.time() - self.net.started_at
 
     def swarm_epoch(self) -> int:
-        return max((r["new_epoch"] for recs in self.net.metrics().values() for r in recs if r["event"] == "epoch"), default=0)
+        return max((r.new_epoch for recs in self.net.metrics().values() for r in recs if isinstance(r, EpochRecord)), default=0)
 
     def _record(self, action: str, line: int, peer: int | None = None, detail: str = "", at: float | None = None) -> None:
         entry = {"t": round(self.elapsed() if at is None else at, 2), "epoch": self.swarm_epoch(), "action": action, "peer": peer,
@@ -286,9 +287,9 @@ class ScenarioRun:
         out = []
         for p in self.net.peers:
             recs = metrics.get(p.name, [])
-            last_start = max((i for i, r in enumerate(recs) if r["event"] == "start"), default=None)
+            last_start = max((i for i, r in enumerate(recs) if isinstance(r, StartRecord)), default=None)
             if p.alive() and p.index not in self.partitioned and last_start is not None and \
-                    any(r["event"] == "epoch" for r in recs[last_start:]):
+                    any(isinstance(r, EpochRecord) for r in recs[last_start:]):
                 out.append(p.index)
         return out
 

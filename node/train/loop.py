@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import torch
 
 from node.hooks import NO_HOOKS, Hooks
+from node.records import EpochRecord, FinalRecord, Record, StartRecord, StopRecord, record_json
 from node.swarm.agreement import sketch
 from node.swarm.config import SwarmConfig
 from node.train.checkpoint import load_checkpoint, save_checkpoint
@@ -116,7 +117,7 @@ class Trainer:
         receipts: Callable[[Joined, Corpus, list[str]], WorkRecorder | None] | None = None,
         hooks: Hooks = NO_HOOKS,
         on_status: Callable[[PeerStatus], None] = lambda s: None,
-        on_event: Callable[[dict[str, Any]], None] = lambda e: None,
+        on_event: Callable[[Record], None] = lambda e: None,
     ) -> None:
         self.swarm, self.cfg, self.sync, self.hooks = swarm, train, sync, hooks
         self.shard_ids: list[str] = []
@@ -153,12 +154,13 @@ class Trainer:
             setattr(self.status, key, value)
         self.on_status(self.status)
 
-    def _metric(self, event: str, **fields: Any) -> None:
-        record = {"t": time.time(), "event": event, "peer": self.status.peer_id, **fields}
+    def _record(self, kind: type[Record], **fields: Any) -> None:
+        """One metrics record (node.records) to the observers and the metrics file."""
+        record = kind(t=time.time(), peer=self.status.peer_id, **fields)
         self.on_event(record)
         if self.cfg.metrics_path is not None:
             with open(self.cfg.metrics_path, "a") as f:
-                f.write(json.dumps(record) + "\n")
+                f.write(json.dumps(record_json(record)) + "\n")
 
     # -- start and stop ---------------------------------------------------------------------
 
@@ -174,7 +176,7 @@ class Trainer:
         self.fingerprint = model_fingerprint(self.cfg.model, model)
         val = val_batches(self.corpus, self.cfg.model.block_size, self.cfg.eval_windows)
         self._emit(stage=Stage.JOINING)
-        ctx = SyncContext(emit=self._emit, metric=self._metric, stopping=lambda: self._stop_requested)
+        ctx = SyncContext(emit=self._emit, record=self._record, stopping=lambda: self._stop_requested)
         try:
             joined = sync.open(ctx)
             self._emit(peer_id=joined.peer_id, maddrs=joined.maddrs)
@@ -182,7 +184,7 @@ class Trainer:
                 self.work = self.receipts(joined, self.corpus, self.shard_ids)
             log.info("peer %s listening on %s", joined.peer_id, " ".join(joined.maddrs))
             sync.prepare(model, self._resume, self.fingerprint, describe_model(self.cfg.model))
-            self._metric("start", epoch=sync.epoch, val_loss=evaluate(model, val, self.device),
+            self._record(StartRecord, epoch=sync.epoch, val_loss=evaluate(model, val, self.device),
                          resumed=self._resume is not None, device=str(self.device), params=model.num_params(),
                          shards=self.shard_ids, train_bytes=len(self.corpus.train),
                          maddrs=self.status.maddrs, model=self.fingerprint, **sync.start_fields())
@@ -245,13 +247,13 @@ class Trainer:
         if not stopped:
             with sync.shared_view(model):
                 val_loss = evaluate(model, val, self.device)
-            self._metric("final", epoch=sync.epoch, val_loss=val_loss, **sync.final_fields())
+            self._record(FinalRecord, epoch=sync.epoch, val_loss=val_loss, **sync.final_fields())
             try:
                 sync.end_barrier(self.cfg.end_barrier_timeout)
             except PeersNotFound as e:  # a peer that died at the end must not cost this peer its checkpoint
                 log.warning("end barrier: %s", e)
         self._checkpoint(model)
-        self._metric("stop", epoch=sync.epoch, param_digest=param_digest(model.parameters()), requested=stopped,
+        self._record(StopRecord, epoch=sync.epoch, param_digest=param_digest(model.parameters()), requested=stopped,
                      **sync.final_fields())
 
     def _end_epoch(self, model: GPT, val: list, end: EpochEnd, steps: int, losses: list[float], samples: int,
@@ -267,8 +269,8 @@ class Trainer:
         if end.new_epoch % max(1, self.cfg.checkpoint_every) == 0:
             self._checkpoint(model)
         elapsed = time.monotonic() - started
-        self._metric(
-            "epoch", epoch=end.epoch, new_epoch=end.new_epoch, local_steps=steps, samples=samples,
+        self._record(
+            EpochRecord, epoch=end.epoch, new_epoch=end.new_epoch, local_steps=steps, samples=samples,
             loss=sum(losses) / max(1, len(losses)), val_loss=val_loss, elapsed_s=elapsed,
             param_sketch=sketch(sync.shared_tensors(model), chunks=4), **end.fields,
         )

@@ -59,7 +59,7 @@ class SyncContext:
     """What a synchronizer may tell the loop's observers while it works."""
 
     emit: Callable[..., None]  # PeerStatus changes, e.g. emit(stage="loading-state")
-    metric: Callable[..., None]  # a metrics record, e.g. metric("round", round=3, applied=True)
+    record: Callable[..., None]  # a metrics record (node.records), e.g. record(RoundRecord, round=3, applied=True, ...)
     stopping: Callable[[], bool]  # True once a stop was requested
 
 

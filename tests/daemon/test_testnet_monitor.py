@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from node.records import StartRecord
 from node.peer_key import peer_id_from_key_file
 from node.telemetry.config import parse_broker_url
 from node.testnet.network import Testnet
@@ -49,7 +50,7 @@ def test_monitor_sees_every_peer_within_5s_and_doctor_is_all_green(tmp_path):
                       "after its process launch (s):", [round(r.first_seen - launched[index[r.peer_id]], 2) for r in seen.peers()])
                 assert all(lag < 5.0 for lag in lags), lags
                 # Seen well before each trainer's own "start" record (DHT up, model evaluated).
-                starts = {r["peer"]: r["t"] for recs in net.metrics().values() for r in recs if r["event"] == "start"}
+                starts = {r.peer: r.t for recs in net.metrics().values() for r in recs if isinstance(r, StartRecord)}
                 for row in seen.peers():
                     if row.peer_id in starts:
                         assert row.first_seen < starts[row.peer_id] + 5.0

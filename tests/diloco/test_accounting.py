@@ -2,6 +2,7 @@
 
 import dataclasses
 
+from node.records import EpochRecord, FinalRecord, RoundRecord, StartRecord
 from node.telemetry.http import NodeMetrics
 from node.telemetry.state import NodeState
 from node.testnet.metrics import summarize
@@ -20,13 +21,19 @@ def test_status_and_prometheus_carry_bytes_and_utilization():
 
 
 def test_summary_counts_diloco_rounds_and_reports_bytes_per_peer():
+    def start() -> StartRecord:
+        return StartRecord(t=0.0, peer="p", epoch=0, val_loss=5.5, resumed=False, device="cpu", params=1, shards=[],
+                           train_bytes=1, maddrs=[], model="m")
+
     def peer(bytes_sent, applied):  # type: ignore[no-untyped-def]
         return [
-            {"event": "start", "val_loss": 5.5},
-            *[{"event": "round", "round": r, "applied": r in applied, "group_size": 2} for r in range(3)],
-            {"event": "epoch", "new_epoch": 3},
-            {"event": "final", "val_loss": 2.0, "bytes_sent": bytes_sent, "bytes_received": bytes_sent + 1,
-             "utilization": 0.9},
+            start(),
+            *[RoundRecord(t=1.0, peer="p", round=r, applied=r in applied, reason="", group_size=2, outer_steps=r)
+              for r in range(3)],
+            EpochRecord(t=2.0, peer="p", epoch=2, new_epoch=3, local_steps=1, samples=1, loss=3.0, val_loss=None,
+                        elapsed_s=1.0, param_sketch=[]),
+            FinalRecord(t=3.0, peer="p", epoch=3, val_loss=2.0, bytes_sent=bytes_sent, bytes_received=bytes_sent + 1,
+                        utilization=0.9),
         ]
 
     summary = summarize({"peer0": peer(100, {0, 2}), "peer1": peer(200, {0, 2})}, wall_s=10.0, train_s=9.0)
@@ -34,5 +41,6 @@ def test_summary_counts_diloco_rounds_and_reports_bytes_per_peer():
     assert summary["averaging_bytes_sent_per_peer"] == {"peer0": 100, "peer1": 200}
     assert summary["averaging_bytes_received_per_peer"] == {"peer0": 101, "peer1": 201}
     assert summary["utilization_per_peer"] == {"peer0": 0.9, "peer1": 0.9}
-    sync = summarize({"peer0": [{"event": "start", "val_loss": 5.5}, {"event": "final", "val_loss": 3.0}]}, 1.0, 1.0)
+    sync = summarize({"peer0": [start(), FinalRecord(t=1.0, peer="p", epoch=1, val_loss=3.0)]}, 1.0, 1.0)
     assert "averaging_bytes_sent_per_peer" not in sync  # sync mode does not count bytes (yet): no made-up zeros
+    assert sync["val_loss_start"] == 5.5 and sync["val_loss_end"] == 3.0

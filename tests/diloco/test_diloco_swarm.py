@@ -7,6 +7,7 @@ node accounts for its bytes and its compute utilization in its metrics and in su
 
 import pytest
 
+from node.records import FinalRecord, RoundRecord, StartRecord, StopRecord, read_records
 from node.testnet.network import Testnet
 from tests.integration.swarm_helpers import tiny_testnet
 
@@ -29,27 +30,27 @@ def _run(tmp_path, compression):  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("compression", ["uint8"])
 def test_shared_parameters_are_identical_after_every_outer_step(tmp_path, compression):
     metrics, summary = _run(tmp_path, compression)
-    params = next(r["params"] for r in metrics["peer0"] if r["event"] == "start")
+    params = next(r.params for r in metrics["peer0"] if isinstance(r, StartRecord))
     rounds, finals, applied_sets = {}, [], {}
     for peer, records in metrics.items():
-        applied = [r for r in records if r["event"] == "round" and r["applied"]]
-        applied_sets[peer] = [r["round"] for r in applied]
-        assert all(r["group_size"] == 3 for r in applied)
+        applied = [r for r in records if isinstance(r, RoundRecord) and r.applied]
+        applied_sets[peer] = [r.round for r in applied]
+        assert all(r.group_size == 3 for r in applied)
         for r in applied:
-            rounds.setdefault(r["round"], set()).add(r["shared_digest"])
-        final = next(r for r in records if r["event"] == "final")
+            rounds.setdefault(r.round, set()).add(r.shared_digest)
+        final = next(r for r in records if isinstance(r, FinalRecord))
         finals.append(final)
         # A round that hangs to the averaging timeout (a hivemind race under load, skipped by every peer) makes
         # waiting dominate a toy run of ~2 s compute; the busy share is only meaningful when every round ran.
-        assert 0.0 < final["utilization"] <= 1.0
+        assert 0.0 < final.utilization <= 1.0
         if len(applied) == ROUNDS:
-            assert final["utilization"] > 0.3
-        assert final["compute_s"] > 0 and final["rounds_applied"] == len(applied)
+            assert final.utilization > 0.3
+        assert final.compute_s > 0 and final.rounds_applied == len(applied)
     # 3 peers: each sends the others 2/3 of its vector and returns its third's aggregate to both (4/3 of the
     # vector; how parts fall on peers varies a little), 1 byte a value in 8 bits, plus block scales and headers
-    sent = sum(f["bytes_sent"] for f in finals)
+    sent = sum(f.bytes_sent for f in finals)
     assert 3 * 4 / 3 * params * len(rounds) <= sent <= 3 * 4 / 3 * params * ROUNDS * 1.1
-    received = sum(f["bytes_received"] for f in finals)
+    received = sum(f.bytes_received for f in finals)
     if len(rounds) == ROUNDS:
         assert received == sent
     else:  # a round that failed half way: what was in flight when it broke was sent and never received
@@ -70,7 +71,6 @@ def test_sigterm_mid_run_exits_0_within_10s_with_the_round_state_in_the_checkpoi
     import signal
     import time
 
-    from node.testnet.metrics import read_metrics
     from node.testnet.peers import wait_until
     from node.train.checkpoint import load_checkpoint
 
@@ -80,7 +80,7 @@ def test_sigterm_mid_run_exits_0_within_10s_with_the_round_state_in_the_checkpoi
         leaver = net.peers[1]
 
         def applied_rounds():  # type: ignore[no-untyped-def]
-            return [r for r in read_metrics(leaver.metrics_path) if r["event"] == "round" and r["applied"]]
+            return [r for r in read_records(leaver.metrics_path) if isinstance(r, RoundRecord) and r.applied]
 
         assert wait_until(lambda: len(applied_rounds()) >= 2, 120), "no rounds applied"
         leaver.signal(signal.SIGTERM)
@@ -88,9 +88,9 @@ def test_sigterm_mid_run_exits_0_within_10s_with_the_round_state_in_the_checkpoi
         assert wait_until(lambda: not leaver.alive(), 15, poll=0.1)
         elapsed = time.monotonic() - started
         assert leaver.returncode() == 0 and elapsed < 10, (leaver.returncode(), elapsed)
-        stop = [r for r in read_metrics(leaver.metrics_path) if r["event"] == "stop"]
-        assert stop and stop[-1]["requested"] is True
+        stop = [r for r in read_records(leaver.metrics_path) if isinstance(r, StopRecord)]
+        assert stop and stop[-1].requested is True
         state = load_checkpoint(leaver.checkpoint_path)["diloco"]
-        outer_steps = applied_rounds()[-1]["outer_steps"]
+        outer_steps = applied_rounds()[-1].outer_steps
         assert state["outer_steps"] == outer_steps and state["round"] >= outer_steps
         assert len(state["shared"]) == len(state["momentum"]) > 0

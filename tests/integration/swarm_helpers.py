@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from node.records import EpochRecord
 from node.testnet.network import TestnetConfig
 from node.train.checkpoint import load_checkpoint
 
@@ -35,8 +36,8 @@ def tiny_testnet(run_dir, **overrides) -> TestnetConfig:  # type: ignore[no-unty
     return TestnetConfig(run_dir=run_dir, **{**TINY, **overrides})
 
 
-def epoch_records(metrics: dict, peer: str) -> list[dict]:
-    return [r for r in metrics[peer] if r["event"] == "epoch"]
+def epoch_records(metrics: dict, peer: str) -> list[EpochRecord]:
+    return [r for r in metrics[peer] if isinstance(r, EpochRecord)]
 
 
 def max_param_difference(paths) -> float:  # type: ignore[no-untyped-def]

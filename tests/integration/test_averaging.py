@@ -2,6 +2,7 @@
 
 import pytest
 
+from node.records import EpochRecord, FinalRecord, StartRecord
 from node.testnet.network import Testnet
 from tests.integration.swarm_helpers import epoch_records, max_param_difference, tiny_testnet
 
@@ -21,12 +22,12 @@ def test_three_peers_average_gradients_and_hold_identical_parameters(tmp_path):
     # Every round of every peer averaged with all three peers.
     for peer in ("peer0", "peer1", "peer2"):
         rounds = epoch_records(metrics, peer)
-        assert [r["epoch"] for r in rounds] == [0, 1, 2, 3]
-        assert all(r["averaged"] and r["group_size"] == 3 for r in rounds), rounds
+        assert [r.epoch for r in rounds] == [0, 1, 2, 3]
+        assert all(r.averaged and r.group_size == 3 for r in rounds), rounds
 
     # A round's samples are the sum over peers (about the target batch), not one peer's.
     for epoch in range(1, 4):  # epoch 0 includes the start barrier's warm-up step
-        per_peer = [next(r["samples"] for r in epoch_records(metrics, p) if r["epoch"] == epoch)
+        per_peer = [next(r.samples for r in epoch_records(metrics, p) if r.epoch == epoch)
                     for p in ("peer0", "peer1", "peer2")]
         assert sum(per_peer) >= cfg.target_batch_size * 0.9, per_peer
         # No peer filled the epoch alone: its share of the epoch's samples. (Not a share of the target: when the
@@ -37,8 +38,8 @@ def test_three_peers_average_gradients_and_hold_identical_parameters(tmp_path):
     # After the last collaborative step every peer holds the same parameters.
     paths = [tmp_path / "run" / f"peer{i}" / "checkpoint.pt" for i in range(3)]
     assert max_param_difference(paths) <= 1e-6
-    finals = [next(r["val_loss"] for r in metrics[p] if r["event"] == "final") for p in metrics]
-    starts = [next(r["val_loss"] for r in metrics[p] if r["event"] == "start") for p in metrics]
+    finals = [next(r.val_loss for r in metrics[p] if isinstance(r, FinalRecord)) for p in metrics]
+    starts = [next(r.val_loss for r in metrics[p] if isinstance(r, StartRecord)) for p in metrics]
     assert max(finals) - min(finals) <= 1e-5
     assert max(finals) < min(starts) - 0.3  # and they learned something together
 
@@ -55,8 +56,8 @@ def test_peers_of_different_runs_never_average_together(tmp_path):
             assert b.failed_peers() == [] and a.peers[0].alive()
             metrics = {"a": a.metrics()["peer0"], "b": b.metrics()["peer0"]}
     for name in ("a", "b"):
-        rounds = [r for r in metrics[name] if r["event"] == "epoch"]
+        rounds = [r for r in metrics[name] if isinstance(r, EpochRecord)]
         assert len(rounds) >= 3
-        assert all(not r["averaged"] and r["group_size"] == 1 for r in rounds), rounds
+        assert all(not r.averaged and r.group_size == 1 for r in rounds), rounds
     paths = [tmp_path / "a" / "peer0" / "checkpoint.pt", tmp_path / "b" / "peer0" / "checkpoint.pt"]
     assert max_param_difference(paths) > 1e-3  # they started from different seeds and never mixed

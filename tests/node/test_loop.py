@@ -71,7 +71,7 @@ class LocalSync(Synchronizer):
             return None
         self.current += 1
         return EpochEnd(epoch=self.current - 1, new_epoch=self.current, counted=self.current % 2 == 1,
-                        rounds=self.current, fields={"mode_field": self.current})
+                        rounds=self.current, fields={"disagreements": self.current})
 
     def checkpoint_state(self) -> dict[str, Any]:
         return {"local": {"epoch": self.current}}
@@ -80,7 +80,7 @@ class LocalSync(Synchronizer):
         self.calls.append(("finish", stopped))
 
     def final_fields(self) -> dict[str, Any]:
-        return {"final_field": 1}
+        return {"rounds_failed": 1}
 
     def end_barrier(self, timeout: float) -> None:
         self.calls.append(("end_barrier", timeout))
@@ -144,11 +144,11 @@ def test_loop_trains_every_epoch_records_it_and_checkpoints(tmp_path):
     events = [r["event"] for r in records(tmp_path)]
     assert events == ["start", "epoch", "epoch", "epoch", "final", "stop"]
     epochs = [r for r in records(tmp_path) if r["event"] == "epoch"]
-    assert [(r["epoch"], r["new_epoch"], r["local_steps"], r["mode_field"]) for r in epochs] == \
+    assert [(r["epoch"], r["new_epoch"], r["local_steps"], r["disagreements"]) for r in epochs] == \
         [(0, 1, 3, 1), (1, 2, 3, 2), (2, 3, 3, 3)]
     assert [r["val_loss"] is not None for r in epochs] == [False, True, False]  # eval_every=2: after epoch 2 only
     final = records(tmp_path)[-2]
-    assert final["final_field"] == 1 and final["val_loss"] < records(tmp_path)[0]["val_loss"]  # it learned
+    assert final["rounds_failed"] == 1 and final["val_loss"] < records(tmp_path)[0]["val_loss"]  # it learned
     # every step went through the hooks and the recorder, in order, and each epoch asked for its receipt
     assert hooks.labels == hooks.after == 9
     assert recorder.steps == [(e, s) for e in range(3) for s in range(3)]
@@ -186,6 +186,6 @@ def test_a_stop_mid_epoch_checkpoints_and_writes_no_final_record(tmp_path):
     t.run()
     recs = records(tmp_path)
     assert [r["event"] for r in recs] == ["start", "epoch", "stop"]
-    assert recs[-1]["requested"] is True and recs[-1]["epoch"] == 1 and recs[-1]["final_field"] == 1
+    assert recs[-1]["requested"] is True and recs[-1]["epoch"] == 1 and recs[-1]["rounds_failed"] == 1
     assert ("finish", True) in sync.calls and not any(c[0] == "end_barrier" for c in sync.calls)
     assert sync.steps == 4  # the step that saw the stop was the last

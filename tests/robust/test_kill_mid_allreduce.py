@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from node.records import StartRecord
 from node.swarm.robust import coordinate_median
 from node.testnet.network import Testnet
 from node.testnet.peers import wait_until
@@ -64,8 +65,8 @@ def _recovered(run_dir: Path, gone: set[str], after: float) -> bool:
 
 
 def _peer_id(net: Testnet, index: int) -> str:
-    starts = [r for r in net.metrics()[f"peer{index}"] if r["event"] == "start"]
-    return starts[0]["peer"] if starts else ""
+    starts = [r for r in net.metrics()[f"peer{index}"] if isinstance(r, StartRecord)]
+    return starts[0].peer if starts else ""
 
 
 def test_survivors_finish_the_round_or_the_next_and_never_apply_a_partial_average(tmp_path):

@@ -47,7 +47,7 @@ def _run(run_dir: Path, run_id: str, peers: int, peer_args: dict) -> dict:
 
 def _seconds_per_epoch(metrics: dict, peer: str) -> float:
     records = epoch_records(metrics, peer)
-    return (records[-1]["t"] - records[0]["t"]) / (len(records) - 1)
+    return (records[-1].t - records[0].t) / (len(records) - 1)
 
 
 def _params(run_dir: Path) -> dict[str, dict[str, list[torch.Tensor]]]:
@@ -67,20 +67,20 @@ def test_a_straggler_does_not_stall_the_others_and_keeps_averaging(tmp_path):
 
     base_pace = max(_seconds_per_epoch(baseline, p) for p in FAST)
     pace = max(_seconds_per_epoch(straggling, p) for p in FAST)
-    fast = [r for r in epoch_records(straggling, "peer0") if r.get("round")]  # the fast peers' rounds, in order
-    mine = {r["round"]: r["agreement"] for r in epoch_records(straggling, STRAGGLER) if r.get("round")}
-    averaged_in = [i for i, r in enumerate(fast) if mine.get(r["round"]) == "agreed"]
-    skipped = [i for i, r in enumerate(fast) if r["round"] not in mine]
-    applied = sum(r["agreement"] == "agreed" for r in fast)
-    steps = [r["local_steps"] for r in epoch_records(straggling, STRAGGLER)]
+    fast = [r for r in epoch_records(straggling, "peer0") if r.round]  # the fast peers' rounds, in order
+    mine = {r.round: r.agreement for r in epoch_records(straggling, STRAGGLER) if r.round}
+    averaged_in = [i for i, r in enumerate(fast) if mine.get(r.round) == "agreed"]
+    skipped = [i for i, r in enumerate(fast) if r.round not in mine]
+    applied = sum(r.agreement == "agreed" for r in fast)
+    steps = [r.local_steps for r in epoch_records(straggling, STRAGGLER)]
     print(f"\nfast peers: {base_pace:.1f} s per epoch alone, {pace:.1f} s with the straggler; their rounds: {len(fast)}, "
           f"applied {applied}; the straggler averaged in rounds {averaged_in}, was skipped in {skipped}; "
           f"its local steps per epoch {steps}")
 
     assert pace <= 1.5 * base_pace, (pace, base_pace)  # nobody waited for the straggler
-    assert applied >= len(fast) - 1, [r["agreement"] for r in fast]
+    assert applied >= len(fast) - 1, [r.agreement for r in fast]
     assert len(averaged_in) >= len(fast) // 2 and max(averaged_in) >= len(fast) - 2, averaged_in
-    fast_steps = [r["local_steps"] for r in epoch_records(straggling, "peer0")]
+    fast_steps = [r.local_steps for r in epoch_records(straggling, "peer0")]
     assert sorted(steps)[len(steps) // 2] * 4 <= sorted(fast_steps)[len(fast_steps) // 2], (steps, fast_steps)
     for i in skipped[:-1]:  # a round it missed (not the last): it averages in a later one
         assert any(j > i for j in averaged_in), (skipped, averaged_in)

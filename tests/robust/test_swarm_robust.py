@@ -16,6 +16,7 @@ steps, 16 in-process pairs ranged 1.000-1.041 (mean 1.009) and ended near the sa
 
 import pytest
 
+from node.records import FinalRecord, StartRecord
 from node.testnet.network import Testnet
 from tests.integration.swarm_helpers import epoch_records, max_param_difference, tiny_testnet
 
@@ -27,7 +28,7 @@ RUN_ID = "robust-swarm"  # one for all three runs (see above); each run has a DH
 
 
 def _final_val_losses(metrics):
-    return {p: next(r["val_loss"] for r in recs if r["event"] == "final") for p, recs in metrics.items()}
+    return {p: next(r.val_loss for r in recs if isinstance(r, FinalRecord)) for p, recs in metrics.items()}
 
 
 def _run(run_dir, epochs=EPOCHS, **overrides):
@@ -49,7 +50,7 @@ def test_centered_clip_matches_clean_training_while_the_mean_diverges(tmp_path):
         "mean": _run(tmp_path / "mean", epochs=EPOCHS // 4, byzantine=1, attack="sign-flip", aggregator="mean"),
     }
 
-    start = next(r["val_loss"] for r in metrics["clean"]["peer0"] if r["event"] == "start")
+    start = next(r.val_loss for r in metrics["clean"]["peer0"] if isinstance(r, StartRecord))
     final = {name: _final_val_losses(m) for name, m in metrics.items()}
     clean, robust, mean = (max(final[n].values()) for n in ("clean", "robust", "mean"))
     print(f"\nheld-out loss: start {start:.3f}, clean {clean:.3f}, robust under attack {robust:.3f}, "
@@ -65,7 +66,7 @@ def test_centered_clip_matches_clean_training_while_the_mean_diverges(tmp_path):
     for peer in ("peer0", "peer1", "peer2"):
         rounds = epoch_records(metrics["robust"], peer)
         assert len(rounds) == EPOCHS
-        assert all(r["group_size"] == 4 for r in rounds), rounds
-        assert sum(r["agreement"] != "agreed" for r in rounds) <= EPOCHS // 8, [r["agreement"] for r in rounds]
+        assert all(r.group_size == 4 for r in rounds), rounds
+        assert sum(r.agreement != "agreed" for r in rounds) <= EPOCHS // 8, [r.agreement for r in rounds]
     honest = [tmp_path / "robust" / f"peer{i}" / "checkpoint.pt" for i in range(3)]
     assert max_param_difference(honest) <= 1e-5

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from node.records import FinalRecord, StartRecord, read_records
 from node.testnet.charts import CHARTS
-from node.testnet.metrics import read_metrics
 
 pytestmark = [pytest.mark.slow, pytest.mark.swarm, pytest.mark.chain, pytest.mark.broker, pytest.mark.process]
 
@@ -40,8 +40,8 @@ def test_shipped_scenario_passes_its_own_expectations(name, tmp_path):
     assert (run_dir / "report.html").exists() and len(list((run_dir / "charts").glob("*.png"))) == len(CHARTS)
     summary = json.loads((run_dir / "summary.json").read_text())
     timeline = json.loads((run_dir / "timeline.json").read_text())["events"]
-    trained_on = {sid for p in run_dir.glob("peer*") for r in read_metrics(p / "metrics.jsonl")
-                  if r["event"] == "start" for sid in r.get("shards", [])}
+    trained_on = {sid for p in run_dir.glob("peer*") for r in read_records(p / "metrics.jsonl")
+                  if isinstance(r, StartRecord) for sid in r.shards}
 
     if name == "poisoned-shard":
         bad = [s for s in summary["shards"] if s["contributor"] in (2, 3)]
@@ -58,9 +58,9 @@ def test_shipped_scenario_passes_its_own_expectations(name, tmp_path):
         assert max(honest) < summary["val_loss_start"] - 0.5
     if name == "churn":
         assert [e["action"] for e in timeline] == ["kill", "restart", "partition", "heal"]
-        records = read_metrics(run_dir / "peer2" / "metrics.jsonl")
-        starts = [i for i, r in enumerate(records) if r["event"] == "start"]
-        assert len(starts) == 2 and any(r["event"] == "final" for r in records[starts[1]:])  # restarted, finished
+        records = read_records(run_dir / "peer2" / "metrics.jsonl")
+        starts = [i for i, r in enumerate(records) if isinstance(r, StartRecord)]
+        assert len(starts) == 2 and any(isinstance(r, FinalRecord) for r in records[starts[1]:])  # restarted, finished
     if name == "chain-outage":
         assert [e["action"] for e in timeline] == ["chain_stop", "broker_stop", "broker_start", "chain_start"]
         assert summary["epochs_settled"] >= 1 and not summary["validator_errors"]

@@ -161,6 +161,7 @@ def test_skip_ahead_counts_from_what_was_skipped_when_the_round_was_sent():
     assert policy.rounds_to_skip(behind=0, shift=5, skipped_by_then=0, skipping=0) == 0  # not behind: no skip
 
 
+@pytest.mark.process
 def test_the_policy_imports_neither_hivemind_nor_torch():
     code = ("import sys, node.swarm.policy; bad = [m for m in ('hivemind', 'torch') if m in sys.modules]; "
             "print(','.join(bad))")
