@@ -30,6 +30,11 @@ class OuterState:
     momentum: tuple[torch.Tensor, ...]  # the Nesterov momentum buffers m (zeros before the first step)
     step: int = 0  # outer steps applied so far
 
+    def to(self, device: torch.device | str) -> OuterState:
+        """The same state on ``device`` (a checkpoint loads on the CPU; a peer may train on a GPU)."""
+        return OuterState(tuple(p.to(device) for p in self.params), tuple(m.to(device) for m in self.momentum),
+                          self.step)
+
 
 def initial_state(params: Sequence[torch.Tensor]) -> OuterState:
     """The state before any outer step: ``params`` copied, momentum zero."""

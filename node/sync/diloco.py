@@ -154,7 +154,8 @@ class DilocoSync(Synchronizer):
         if resume is not None:
             state = resume["diloco"]
             self.inner.load_state_dict(state["inner"])
-            self.shared = OuterState(tuple(state["shared"]), tuple(state["momentum"]), int(state["outer_steps"]))
+            device = next(model.parameters()).device
+            self.shared = OuterState(tuple(state["shared"]), tuple(state["momentum"]), int(state["outer_steps"])).to(device)
             self.round = int(state["round"])
             log.info("resumed from %s at round %d", cfg.checkpoint_path, self.round)
         # everything averaged is keyed by the run and the model: peers of other models never meet (node.swarm.models)
