@@ -48,14 +48,15 @@ from node.records import RoundRecord
 from node.swarm import codecs, models
 from node.swarm.agreement import Outcome, RoundAgreement
 from node.swarm.config import SwarmConfig
-from node.swarm.dht import peer_id_of, round_bits, start_dht, visible_maddrs
+from node.swarm.dht import round_bits
 from node.swarm.outer import OuterState, initial_state, outer_step, pseudo_gradient
 from node.swarm.hivemind_ext.pseudo_averager import PseudoGradientAverager
 from node.swarm.policy import rounds_behind, rounds_to_skip
 from node.swarm.robust import make_aggregator
 from node.train.config import TrainConfig
 from node.train.evaluation import param_digest
-from node.train.synchronizer import EpochEnd, Joined, SyncContext, Synchronizer
+from node.sync.base import SwarmSync
+from node.train.synchronizer import EpochEnd
 from protocol.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ class Clock:
         return self.compute_s / max(1e-9, time.monotonic() - self.started)
 
 
-class DilocoSync(Synchronizer):
+class DilocoSync(SwarmSync):
     """``train.mode = "diloco"``: the loop's epochs are outer rounds (``max_epochs`` counts them)."""
 
     mode = "diloco"
@@ -116,13 +117,10 @@ class DilocoSync(Synchronizer):
         if not 0.0 <= train.diloco.outer_momentum < 1.0:
             raise ConfigError(f"train.outer_momentum must be in [0, 1), got {train.diloco.outer_momentum}")
         codecs.compression(train.diloco.compression)  # an unknown name fails here, before the swarm is joined
-        self.swarm, self.cfg, self.hooks = swarm, train, hooks
-        self.ctx: SyncContext | None = None
-        self.dht: Any = None
+        super().__init__(swarm, train, hooks)
         self.averager: PseudoGradientAverager | None = None
         self.agreement: RoundAgreement | None = None
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="diloco-round")
-        self.fingerprint = ""
         self.inner: torch.optim.Optimizer | None = None
         self.shared: OuterState | None = None
         self.residual: list[torch.Tensor] | None = None  # error feedback: what compression dropped last round
@@ -140,11 +138,6 @@ class DilocoSync(Synchronizer):
         if saved.get("diloco") is None:
             raise ConfigError(f"checkpoint {self.cfg.checkpoint_path} was written in sync mode; "
                               "use another --checkpoint or --fresh for a DiLoCo run")
-
-    def open(self, ctx: SyncContext) -> Joined:
-        self.ctx = ctx
-        self.dht = start_dht(self.swarm)
-        return Joined(self.dht, peer_id_of(self.dht), visible_maddrs(self.dht))
 
     def prepare(self, model: torch.nn.Module, resume: dict[str, Any] | None, fingerprint: str, describe: str) -> None:
         cfg, swarm = self.cfg, self.swarm
@@ -180,10 +173,6 @@ class DilocoSync(Synchronizer):
 
     def start_fields(self) -> dict[str, Any]:
         return {"mode": "diloco", "inner_steps": self.cfg.diloco.inner_steps, "compression": self.cfg.diloco.compression}
-
-    def wait_for_peers(self) -> None:
-        models.wait_for_peers(self.dht, self.swarm.run_id, self.fingerprint, "start", self.swarm.expected_peers,
-                              self.swarm.peer_wait_timeout)
 
     def warm_up(self, first_step: Any) -> int:
         self.clock = Clock()  # utilization counts from the first round on, not from the start barrier
@@ -370,9 +359,6 @@ class DilocoSync(Synchronizer):
         if self.pending is not None:  # stopping with a round in flight: give it a moment, not the whole timeout
             self._finish_round(self.pending, model, timeout=STOP_WAIT_S if stopped else None)
             self.pending = None
-
-    def end_barrier(self, timeout: float) -> None:
-        models.wait_for_peers(self.dht, self.swarm.run_id, self.fingerprint, "end", self.swarm.expected_peers, timeout)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

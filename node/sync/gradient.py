@@ -22,11 +22,11 @@ from node.hooks import NO_HOOKS, Hooks
 from node.swarm import models
 from node.swarm.collab import CollaborativeOptimizer, make_optimizer, peers_in_swarm
 from node.swarm.config import SwarmConfig
-from node.swarm.dht import peer_id_of, start_dht, visible_maddrs
 from node.train.config import TrainConfig
 from node.train.evaluation import param_digest
 from node.train.optim import ClippedAdamW
-from node.train.synchronizer import EpochEnd, Joined, SyncContext, Synchronizer
+from node.sync.base import SwarmSync
+from node.train.synchronizer import EpochEnd
 from protocol.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -36,15 +36,13 @@ TRACKER_POLL_S = 0.2  # how often to look at the tracker's count while waiting f
 TRACKER_NOTE_S = 10.0  # while waiting for the tracker to count everyone, log how far it got this often
 
 
-class GradientSync(Synchronizer):
+class GradientSync(SwarmSync):
     mode = "sync"
 
     def __init__(self, swarm: SwarmConfig, train: TrainConfig, hooks: Hooks = NO_HOOKS) -> None:
-        self.swarm, self.cfg, self.hooks = swarm, train, hooks
-        self.dht: Any = None
+        super().__init__(swarm, train, hooks)
         self.opt: CollaborativeOptimizer | None = None
-        self.ctx: SyncContext | None = None
-        self.fingerprint = self.describe = ""
+        self.describe = ""
         self._epoch_seen = 0  # the local epoch when the last step began
         self.rounds = 0  # rounds this peer averaged in
 
@@ -52,11 +50,6 @@ class GradientSync(Synchronizer):
         if "optimizer" not in saved:
             raise ConfigError(f"checkpoint {self.cfg.checkpoint_path} was written in DiLoCo mode; "
                               "use another --checkpoint or --fresh for a sync-mode run")
-
-    def open(self, ctx: SyncContext) -> Joined:
-        self.ctx = ctx
-        self.dht = start_dht(self.swarm)
-        return Joined(self.dht, peer_id_of(self.dht), visible_maddrs(self.dht))
 
     def prepare(self, model: torch.nn.Module, resume: dict[str, Any] | None, fingerprint: str, describe: str) -> None:
         self.fingerprint, self.describe = fingerprint, describe
@@ -87,10 +80,6 @@ class GradientSync(Synchronizer):
     @property
     def epoch(self) -> int:
         return self.opt.local_epoch if self.opt is not None else 0
-
-    def wait_for_peers(self) -> None:
-        models.wait_for_peers(self.dht, self.swarm.run_id, self.fingerprint, "start", self.swarm.expected_peers,
-                              self.swarm.peer_wait_timeout)
 
     def warm_up(self, first_step: Callable[[], None]) -> int:
         # The tracker publishes a peer only after it reported samples, so each peer takes one
@@ -177,9 +166,6 @@ class GradientSync(Synchronizer):
     def finish(self, model: torch.nn.Module, stopped: bool) -> None:
         if self.opt is not None:
             self.opt.state_averager.step(wait_for_delayed_updates=True)
-
-    def end_barrier(self, timeout: float) -> None:
-        models.wait_for_peers(self.dht, self.swarm.run_id, self.fingerprint, "end", self.swarm.expected_peers, timeout)
 
     def close(self) -> None:
         try:
