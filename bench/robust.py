@@ -3,7 +3,7 @@
     .venv/bin/python bench/robust.py                       # 4 senders, 10M float32 elements, 3 repeats
     .venv/bin/python bench/robust.py --senders 8 --elements 1000000 --repeats 1
 
-The work measured is what a reducer does in a round (node.swarm.robust_allreduce): for each part of its
+The work measured is what a reducer does in a round (node.swarm.hivemind_ext.robust_allreduce): for each part of its
 partition (hivemind's default part of 2**19 bytes = 131072 float32 values), stack the senders' versions
 and combine them. The partition set is 10M elements in total; every aggregator reduces the same parts,
 in the same process, one torch thread (a peer's setting). ``mean`` is the baseline through the same path;
