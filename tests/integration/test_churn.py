@@ -45,6 +45,6 @@ def test_killed_peer_does_not_stall_the_others_and_rejoins_after_restart(tmp_pat
 
         assert wait_until(rejoined, timeout=150), "restarted peer never took part in a 3-peer round"
         rejoin_round = next(r for r in epoch_records(net.metrics(), "peer2") if r.t > restart.t and r.averaged)
-        assert rejoin_round["epoch"] > epoch_at_kill  # it caught up rather than replaying old epochs
+        assert rejoin_round.epoch > epoch_at_kill  # it caught up rather than replaying old epochs
         assert net.wait_finished(timeout=240)
     assert net.failed_peers() == []
