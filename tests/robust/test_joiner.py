@@ -62,9 +62,9 @@ def test_a_fresh_peer_loads_the_state_and_then_averages_with_the_swarm(tmp_path:
     (added,) = json.loads((run_dir / "timeline.json").read_text())["events"]
     swarm_epoch_at_join = added["epoch"]  # when the joiner's process was started (it trains ~30 s later)
     print(f"  joined when the swarm was at epoch {swarm_epoch_at_join}; the joiner's epochs: "
-          f"{[(r['epoch'], r['group_size'], r['agreement']) for r in joiner]}")
+          f"{[(r.epoch, r.group_size, r.agreement) for r in joiner]}")
     assert swarm_epoch_at_join >= 3
-    assert joiner[0]["epoch"] > swarm_epoch_at_join  # it started from the swarm's state, not from epoch 0
+    assert joiner[0].epoch > swarm_epoch_at_join  # it started from the swarm's state, not from epoch 0
     shared = [r for r in joiner if r.averaged and r.group_size == 4 and r.agreement == "agreed"]
     assert len(shared) >= len(joiner) - 2, joiner  # a round or two may be lost to the join itself
     assert max_param_difference([run_dir / f"peer{i}" / "checkpoint.pt" for i in range(4)]) <= 1e-5
