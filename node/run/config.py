@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from protocol.errors import ConfigError
 
@@ -37,9 +35,3 @@ def address_or_empty(value: str) -> str:
         raise ConfigError(f"{value!r} is not an Ethereum address (0x and 40 hex digits)")
     return value.lower()
 
-
-def run_config(values: Mapping[str, Any]) -> RunConfig:
-    """The ``[run]`` component from a node's merged, checked values (``NodeConfig.values``)."""
-    from node.config.build import assemble, fields_of
-
-    return assemble(RunConfig, fields_of(values, "run"))  # type: ignore[no-any-return]
