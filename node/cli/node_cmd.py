@@ -13,8 +13,8 @@ generated from the key declarations (node.config.keys); docs/configuration.md li
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
