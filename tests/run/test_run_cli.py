@@ -229,3 +229,32 @@ def test_a_held_out_split_other_than_the_manifest_s_is_refused(tmp_path: Path, c
     other = manifest.model_copy(update={"corpus": manifest.corpus.model_copy(update={"held_out_sha256": "0" * 64})})
     with pytest.raises(ConfigError, match="held-out split hashes to .* says 0000"):
         check_corpus(TrainConfig(), other)
+
+
+def test_the_daemon_trains_the_manifest_s_model_and_refuses_a_wrong_corpus(tmp_path: Path, creator: Creator,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import node.sync
+    from node.config import load_config
+    from node.daemon import Daemon
+    from protocol.errors import ConfigError
+
+    class Built(Exception):
+        """Raised by the stand-in synchronizer: the trainer's config is what the daemon would train with."""
+
+    seen: list[Any] = []
+
+    def capture(swarm: Any, train: Any, hooks: Any) -> Any:
+        seen.append(train)
+        raise Built
+
+    monkeypatch.setattr(node.sync, "make_synchronizer", capture)
+    signed = parse_signed_manifest(create(tmp_path, creator, "--n-head", "8", "--warmup-epochs", "0").read_bytes())
+    cfg = load_config(None, {}, {"telemetry.broker": "", "status.listen": ""})
+    with pytest.raises(Built):
+        Daemon(cfg, manifest=signed).run()
+    assert (seen[0].model.n_head, seen[0].warmup_epochs) == (8, 0)
+    other = signed.manifest.model_copy(update={"corpus": signed.manifest.corpus.model_copy(
+        update={"held_out_sha256": "0" * 64})})
+    with pytest.raises(ConfigError, match="held-out split"):
+        Daemon(cfg, manifest=type(signed)(other, signed.content_id, signed.creator, signed.signature)).run()
+    assert len(seen) == 1  # refused before the synchronizer (the swarm) was touched
