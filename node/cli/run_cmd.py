@@ -15,13 +15,16 @@ import json
 import os
 import uuid
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from node.cli.common import user_errors
 from node.cli.keys_cmd import KeystoreOpt, PasswordFileOpt, unlock
 from protocol.errors import ConfigError
+
+if TYPE_CHECKING:
+    from protocol.run_manifest import SignedRunManifest
 
 app = typer.Typer(no_args_is_help=True, help="Create, publish and show a run's signed manifest.")
 
@@ -145,12 +148,11 @@ def show(
         if manifest is not None:
             signed = load_manifest_file(manifest, expected)
         else:
-            assert run_id is not None
-            signed = fetch_manifest(run_id, tuple(initial_peers), timeout, expected)
+            signed = fetch_manifest(str(run_id), tuple(initial_peers), timeout, expected)
         _print(signed, as_json, "verified: hash and signature match")
 
 
-def _publish(signed: Any, initial_peers: tuple[str, ...], ttl: float, timeout: float) -> None:
+def _publish(signed: SignedRunManifest, initial_peers: tuple[str, ...], ttl: float, timeout: float) -> None:
     from node.swarm.manifests import client_dht, publish_manifest
     from protocol.errors import SwarmError
 
@@ -172,7 +174,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _print(signed: Any, as_json: bool, note: str) -> None:
+def _print(signed: SignedRunManifest, as_json: bool, note: str) -> None:
     if as_json:
         typer.echo(json.dumps(signed.to_dict(), indent=1, sort_keys=True))
         return
