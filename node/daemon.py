@@ -26,7 +26,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from node.config import NodeConfig
 from node.hooks import NO_HOOKS, Hooks
@@ -37,14 +37,21 @@ from node.telemetry.publisher import TelemetryPublisher
 from node.telemetry.state import DaemonStage, NodeState
 from protocol.errors import HivenetError
 
+if TYPE_CHECKING:
+    from protocol.run_manifest import SignedRunManifest
+
 log = logging.getLogger(__name__)
 
 FLUSH_TIMEOUT_S = 3.0  # telemetry's last words may take this long; SIGTERM-to-exit must stay well under 10 s
 
 
 class Daemon:
-    def __init__(self, cfg: NodeConfig, on_status: Callable[[Any], None] | None = None, hooks: Hooks = NO_HOOKS) -> None:
+    def __init__(self, cfg: NodeConfig, on_status: Callable[[Any], None] | None = None, hooks: Hooks = NO_HOOKS,
+                 manifest: SignedRunManifest | None = None) -> None:
         self.cfg = cfg
+        # The run manifest ``cfg`` was built from (node.cli.node_cmd.join_run), or None: the node's own settings.
+        # It also fixes what has no config key (the model's heads, the warm-up) and is checked against the corpus.
+        self.manifest = manifest
         self.hooks = hooks  # node.hooks: the testnet's and tests' injection points; no-ops on a real node
         self.state = NodeState(cfg.swarm.run_id)
         self.stage = DaemonStage.STARTING
@@ -119,6 +126,12 @@ class Daemon:
         from node.train.loop import Trainer
 
         train = self.cfg.train()
+        if self.manifest is not None:
+            from node.run.apply import apply_to_train, check_corpus
+
+            train = apply_to_train(train, self.manifest.manifest)
+            check_corpus(train, self.manifest.manifest)  # before joining: a wrong corpus must not train
+            log.info("run %s: manifest %s by %s", swarm.run_id, self.manifest.content_id, self.manifest.creator)
         sync = make_synchronizer(swarm, train, self.hooks)
 
         def receipts(joined: Any, corpus: Any, shard_ids: list[str]) -> Any:

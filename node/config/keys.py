@@ -24,6 +24,7 @@ from typing import Any
 
 from node.config.log import LogConfig
 from node.ledger.config import LedgerConfig
+from node.run.config import RunConfig, address_or_empty
 from node.swarm.config import SwarmConfig
 from node.telemetry.config import HttpConfig, TelemetryConfig, parse_broker_url, parse_host_port
 from node.train.config import TrainConfig
@@ -36,6 +37,7 @@ DEFAULT_FILE = Path("hivenet.toml")
 # itself. ``train`` is built on demand by NodeConfig.train().
 COMPONENTS: dict[str, type] = {
     "swarm": SwarmConfig, "telemetry": TelemetryConfig, "http": HttpConfig, "log": LogConfig, "train": TrainConfig,
+    "run": RunConfig,
 }
 
 
@@ -61,6 +63,8 @@ BROKER_URL = Form(decode=lambda url: parse_broker_url(url) if url else None, enc
                   example="mqtt://broker.lan:1883")
 HOST_PORT = Form(decode=lambda hp: parse_host_port(hp) if hp else None,
                  encode=lambda hp: f"{hp[0]}:{hp[1]}" if hp else "", example="0.0.0.0:8470")
+ADDRESS_OR_EMPTY = Form(decode=address_or_empty, encode=lambda a: a,
+                        example="0x00000000000000000000000000000000000000aa")
 EMPTY_IS_NONE = Form(decode=lambda s: s or None, encode=lambda v: v or "", example="http://127.0.0.1:8545")
 
 
@@ -222,6 +226,18 @@ KEYS: tuple[Key, ...] = (
         normalize=str.upper, flag="--log-level"),
     Key("log", "file", Path, "Write logs here instead of stderr.", "log.file", flag="--log-file"),
     Key("log", "json", bool, "One JSON object per log line (for log shippers).", "log.json", flag="--log-json"),
+    # The run manifest (node.run): where a node gets the settings every peer of its run shares.
+    Key("run", "manifest", Path,
+        "Signed run manifest file (`hivenet run create`): the run's model, corpus, batch, schedule and mode; "
+        "settings that contradict it are refused.", "run.manifest"),
+    Key("run", "manifest_from_dht", bool,
+        "Fetch the manifest of --run-id from the DHT through --initial-peers (verified by hash and signature).",
+        "run.manifest_from_dht"),
+    Key("run", "manifest_creator", str,
+        'Accept only a manifest signed by this Ethereum address ("": any, if only one creator serves the run).',
+        "run.manifest_creator", form=ADDRESS_OR_EMPTY),
+    Key("run", "manifest_timeout", float, "Seconds to wait for the run's manifest in the DHT.",
+        "run.manifest_timeout", minimum=0),
 )
 BY_DOTTED: dict[str, Key] = {k.dotted: k for k in KEYS}
 BY_ENV: dict[str, Key] = {k.env: k for k in KEYS}
