@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from node.config.keys import BY_DOTTED, KEYS
 from node.config.log import LogConfig
 from node.config.sources import load_values
+from node.run.config import RunConfig
 from node.swarm.config import SwarmConfig
 from node.telemetry.config import HttpConfig, TelemetryConfig
 
@@ -30,6 +31,7 @@ class NodeConfig:
     telemetry: TelemetryConfig
     http: HttpConfig
     log: LogConfig
+    run: RunConfig  # where the run's manifest comes from (node.run)
     rpc_url: str | None  # None: the embedded chain
     deployment: Path | None  # contracts this node expects on the chain
     values: Mapping[str, Any]  # the merged raw values by dotted key (for doctor and --print-config)
@@ -74,6 +76,7 @@ def build(values: Mapping[str, Any], file: Path | None = None) -> NodeConfig:
         http=assemble(HttpConfig, {**fields_of(values, "http"), "fallback_to_any_port":
                                    values["status.listen"] == BY_DOTTED["status.listen"].default}),
         log=assemble(LogConfig, fields_of(values, "log")),
+        run=assemble(RunConfig, fields_of(values, "run")),
         **own, values=dict(values), file=file,
     )
 
