@@ -222,6 +222,13 @@ KEYS: tuple[Key, ...] = (
         normalize=str.upper, flag="--log-level"),
     Key("log", "file", Path, "Write logs here instead of stderr.", "log.file", flag="--log-file"),
     Key("log", "json", bool, "One JSON object per log line (for log shippers).", "log.json", flag="--log-json"),
+    # Shards from the network (`hivenet shard serve` on the contributors' side).
+    Key("train", "fetch_shards", bool,
+        "Fetch the run's shards from the peers that offer them into shard_store, vet them here, serve them on, "
+        "and train on those that pass.", "train.fetch_shards"),
+    Key("train", "shard_cache_mb", int,
+        "Cap in MB on the shards kept in shard_store when fetching; other runs' shards are evicted first.",
+        "train.shard_cache_mb", minimum=1),
 )
 BY_DOTTED: dict[str, Key] = {k.dotted: k for k in KEYS}
 BY_ENV: dict[str, Key] = {k.env: k for k in KEYS}

@@ -175,12 +175,26 @@ class ShardFetcher:
         reader, writer = await asyncio.wait_for(open_stream(self.p2p, peer, PROTOCOL), self.cfg.request_timeout)
         return _Conn(reader, writer)
 
-    async def fetch(self, shard_id: ShardId, holders: Sequence[PeerID]) -> tuple[ShardManifest, FetchReport]:
-        """Fetch ``shard_id`` from ``holders`` into the store; returns its manifest and who served what."""
+    async def fetch_manifest(self, shard_id: ShardId, holders: Sequence[PeerID]) -> ShardManifest:
+        """The manifest of ``shard_id`` from the first holder that sends one matching the id (sizes before chunks)."""
+        if self.store.has(shard_id):
+            return self.store.manifest(shard_id)
+        return await self._manifest(shard_id, holders, FetchReport(shard_id))
+
+    async def fetch(
+        self, shard_id: ShardId, holders: Sequence[PeerID], manifest: ShardManifest | None = None
+    ) -> tuple[ShardManifest, FetchReport]:
+        """Fetch ``shard_id`` from ``holders`` into the store; returns its manifest and who served what.
+
+        ``manifest``, when the caller already fetched it (``fetch_manifest``), must be the shard's own.
+        """
         report = FetchReport(shard_id)
         if self.store.has(shard_id):
             return self.store.manifest(shard_id), report
-        manifest = await self._manifest(shard_id, holders, report)
+        if manifest is None:
+            manifest = await self._manifest(shard_id, holders, report)
+        elif manifest.shard_id != shard_id:
+            raise ManifestError(f"manifest of shard {manifest.shard_id[:16]} given for shard {shard_id[:16]}")
         partial = self.store.partial(manifest)
         missing = partial.missing()
         report.resumed = manifest.n_chunks - len(missing)
