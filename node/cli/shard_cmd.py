@@ -272,7 +272,8 @@ def serve(
 
 def _status_line(service) -> str:
     st = service.status()
-    return f"serving {len(st['shards'])} shard(s) for run {st['run_id']}: {st['served_chunks']} chunk(s) sent"
+    return (f"serving {len(st['shards'])} shard(s) for run {st['run_id']}: "
+            f"{st['served_chunks']} chunk(s) sent to {st['served_peers']} peer(s)")
 
 
 def _print_serving(service, ids: list[str], offered: list[str], as_json: bool) -> None:

@@ -75,6 +75,7 @@ class ShardServer:
     def __init__(self, store: ShardStore) -> None:
         self.store = store
         self.served_chunks = 0
+        self.served_peers: set[str] = set()  # peers that were sent at least one chunk (for status lines)
         self._p2p: P2P | None = None
         self._streams: set[asyncio.Task[None]] = set()
 
@@ -123,13 +124,13 @@ class ShardServer:
                 except ValidationError:
                     await _send_item(writer, ERR, b"malformed request")
                     return
-                await self._answer(req, writer)
+                await self._answer(req, writer, info.peer_id.to_base58())
         except (ConnectionError, asyncio.IncompleteReadError) as e:
             log.debug("shard stream from %s ended: %s", info.peer_id, e)
         finally:
             writer.close()
 
-    async def _answer(self, req: ChunkRequest, writer: asyncio.StreamWriter) -> None:
+    async def _answer(self, req: ChunkRequest, writer: asyncio.StreamWriter, peer: str) -> None:
         if not self.store.has(req.shard):
             await _send_item(writer, ERR, b"shard not held")
             return
@@ -143,6 +144,7 @@ class ShardServer:
                 continue
             await _send_item(writer, OK, self.chunk_bytes(req.shard, i))
             self.served_chunks += 1
+            self.served_peers.add(peer)
 
 
 @dataclass

@@ -172,4 +172,5 @@ class ShardService:
     def status(self) -> dict[str, Any]:
         """What the service offers and has served: for the status line and ``--json``."""
         return {"run_id": self.cfg.run_id, "peer_id": self.peer_id if self.dht else None,
-                "shards": sorted(self.offered), "served_chunks": self.served_chunks}
+                "shards": sorted(self.offered), "served_chunks": self.served_chunks,
+                "served_peers": len(self.server.served_peers)}
