@@ -59,7 +59,8 @@ def test_trainers_fetch_by_run_id_and_train_on_after_the_contributor_leaves(tmp_
         serving = next(e for e in _events(out) if e["event"] == "serving")
         assert serving["shards"] == ids and serving["run_id"] == RUN
 
-        common = ["--run-id", RUN, "--fetch-shards", "--expected-peers", "2", "--max-epochs", "3"]
+        common = ["--run-id", RUN, "--fetch-shards", "--expected-peers", "2", "--max-epochs", "3",
+                  "--peer-wait-timeout", str(WAIT * 2)]
         with node(tmp_path / "a", *common, "--shard-store", str(tmp_path / "a" / "shards"),
                   "--initial-peers", serving["maddrs"][0]) as a:
             assert wait_until(lambda: a.records("start") or not a.alive(), WAIT), "trainer A never started"
