@@ -25,12 +25,13 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from node.data.announce import AnnounceConfig, ShardAnnouncer
+from node.data.announce import MAX_OFFERED, AnnounceConfig, ShardAnnouncer
 from node.data.exchange import ExchangeConfig, ShardServer
 from node.data.store import ShardStore
 from node.swarm.config import SwarmConfig
 from node.swarm.dht import DHT, SigningKey, start_dht, visible_maddrs
-from node.swarm.streams import P2P
+from node.swarm.streams import P2P, StreamError
+from protocol.errors import ShardError
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,10 @@ class ShardService:
 
     def offer(self, shards: Sequence[tuple[str, int]]) -> list[str]:
         """Announce ``shards`` (id, chunks) for the run now and keep announcing them; returns the ids the DHT took."""
-        self.offered.update(shards)
+        offered = {**self.offered, **dict(shards)}
+        if len(offered) > MAX_OFFERED:
+            raise ShardError(f"{len(offered)} shards offered for run {self.cfg.run_id}; at most {MAX_OFFERED} per peer")
+        self.offered = offered  # replaced, never mutated: the loop thread reads it
         return self.call(self._announce, timeout=self.cfg.announce.timeout * 3)
 
     async def _announce(self) -> list[str]:
@@ -133,7 +137,7 @@ class ShardService:
             if self.offered:
                 try:
                     await self._announce()
-                except (OSError, asyncio.TimeoutError) as e:
+                except (OSError, asyncio.TimeoutError, StreamError) as e:
                     log.warning("could not refresh the shard announcements (next try in %.0f s): %s",
                                 self.cfg.announce.ttl / 3, e)
 
