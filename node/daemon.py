@@ -57,6 +57,7 @@ class Daemon:
         self.stage = DaemonStage.STARTING
         self._extra_status = on_status  # e.g. the terminal progress line
         self._trainer: Any = None
+        self._shards: Any = None  # node.data.serving.ShardService when the node fetches the run's shards
         self._stop_requested = False
         self.publisher = TelemetryPublisher(cfg.telemetry, self.state) if cfg.telemetry.broker else None
         self.server = StatusServer(cfg.http, self.state) if cfg.http.listen else None
@@ -106,7 +107,11 @@ class Daemon:
         """Blocks until training ends or a stop is asked; raises (after reporting it) when the node fails."""
         self.side.start()  # a taken status port fails here, before any model is built
         try:
-            self._run_trainer()
+            try:
+                self._run_trainer()
+            finally:
+                if self._shards is not None:  # after the trainer: peers may still be fetching from this one
+                    self._shards.stop()
         except BaseException as e:
             reason = str(e) if isinstance(e, HivenetError) else f"{type(e).__name__}: {e}"
             self._set_stage(DaemonStage.FAILED, reason if not isinstance(e, KeyboardInterrupt) else "forced stop")
@@ -127,9 +132,16 @@ class Daemon:
 
         train = self.cfg.train()
         if self.manifest is not None:
-            from node.run.apply import apply_to_train, check_corpus
+            from node.run.apply import apply_to_train
 
             train = apply_to_train(train, self.manifest.manifest)
+        if train.fetch_shards:  # the corpus comes from the network: fetched and vetted here, served on while training
+            from node.train.data import demo_corpus, fetch_run_shards
+
+            self._shards, train = fetch_run_shards(swarm, train, demo_corpus().val)
+        if self.manifest is not None:
+            from node.run.apply import check_corpus
+
             check_corpus(train, self.manifest.manifest)  # before joining: a wrong corpus must not train
             log.info("run %s: manifest %s by %s", swarm.run_id, self.manifest.content_id, self.manifest.creator)
         sync = make_synchronizer(swarm, train, self.hooks)

@@ -1,9 +1,10 @@
-"""``hivenet shard``: pack files into shards, list, inspect, verify, remove and vet them.
+"""``hivenet shard``: pack files into shards, list, inspect, verify, remove, vet and serve them.
 
     hivenet shard add docs/ --license CC-BY-4.0          # prints the new shard id
     hivenet shard ls --json
     hivenet shard verify 5d854da8                          # exit 1 naming bad chunks
     hivenet shard vet 5d854da8 --run demo --eval eval.txt  # table; --json for scripts
+    hivenet shard serve --run-id demo --initial-peers /ip4/.../p2p/Qm...   # until SIGTERM; trainers fetch
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import typer
 
 from node.cli.common import user_errors
 
-app = typer.Typer(no_args_is_help=True, help="Data shards: pack, inspect, verify, vet.")
+app = typer.Typer(no_args_is_help=True, help="Data shards: pack, inspect, verify, vet, serve.")
 
 StoreOpt = Annotated[
     Path,
@@ -211,3 +212,78 @@ def _print_report(report) -> None:
         f"verdict: [{colors[report.verdict.value]}]{report.verdict.value}[/]  score {report.score:.3f}  "
         f"usable {report.n_usable}/{report.n_records}  report {report.digest().hex()[:16]}  signed by {report.validator[:16]}"
     )
+
+
+@app.command()
+def serve(
+    run_id: Annotated[str, typer.Option("--run-id", envvar="HIVENET_SWARM_RUN_ID", help="Run the shards are offered for.")],
+    initial_peers: Annotated[Optional[list[str]], typer.Option(
+        "--initial-peers", help="Multiaddr of a running peer of the run (repeat for more); none: start a new DHT.")] = None,
+    listen: Annotated[Optional[list[str]], typer.Option(
+        "--listen", help="Multiaddr to listen on (repeat); /ip4/0.0.0.0/tcp/PORT accepts other machines.")] = None,
+    shard: Annotated[Optional[list[str]], typer.Option(
+        "--shard", help="Shard id or unique prefix to offer (repeat); default: every shard in the store.")] = None,
+    status_every: Annotated[float, typer.Option(help="Seconds between status lines.", min=0.1)] = 30.0,
+    store: StoreOpt = DEFAULT_STORE,
+    as_json: JsonOpt = False,
+) -> None:
+    """Offer shards for a run: announce them in the DHT and serve their chunks until SIGTERM (exit 0)."""
+    import threading
+
+    from node.cli.common import graceful_signals, setup_logging
+    from node.data.runs import check_run_id
+    from node.data.serving import ServiceConfig, ShardService
+
+    setup_logging()
+    stop = threading.Event()
+    with user_errors(), graceful_signals(stop.set, "stopping the shard server"):
+        check_run_id(run_id)
+        if not store.is_dir():
+            from protocol.errors import ShardNotFound
+
+            raise ShardNotFound(f"no shard store at {store}; pack files with `hivenet shard add PATH --store {store}` first")
+        s = _store(store)
+        ids = sorted({s.resolve(p) for p in shard}) if shard else s.ids()
+        if not ids:
+            from protocol.errors import ShardNotFound
+
+            raise ShardNotFound(f"no shard in {s.root} to serve for run {run_id!r}; pack files with "
+                                f"`hivenet shard add PATH --store {s.root}` first")
+        for sid in ids:  # never offer rotten bytes: peers would refuse them and count this peer as faulty
+            result = s.verify(sid)
+            if not result.ok:
+                from protocol.errors import ShardError
+
+                raise ShardError(f"shard {sid[:16]} has {len(result.bad_chunks)} chunk(s) that do not match its "
+                                 f"manifest; see `hivenet shard verify {sid[:16]}`, then remove it or pack it again")
+        cfg = ServiceConfig(run_id=run_id, initial_peers=tuple(initial_peers or ()),
+                            **({"listen": tuple(listen)} if listen else {}))
+        service = ShardService(s, cfg)
+        service.start()
+        try:
+            offered = service.offer([(sid, s.manifest(sid).n_chunks) for sid in ids])
+            _print_serving(service, ids, offered, as_json)
+            while not stop.wait(status_every):
+                typer.echo(_status_line(service), err=True)
+        finally:
+            service.stop()
+    typer.echo(json.dumps({"event": "stopped", **service.status()}) if as_json else f"stopped; {_status_line(service)}")
+
+
+def _status_line(service) -> str:
+    st = service.status()
+    return (f"serving {len(st['shards'])} shard(s) for run {st['run_id']}: "
+            f"{st['served_chunks']} chunk(s) sent to {st['served_peers']} peer(s)")
+
+
+def _print_serving(service, ids: list[str], offered: list[str], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps({"event": "serving", "run_id": service.cfg.run_id, "peer_id": service.peer_id,
+                               "maddrs": service.maddrs, "shards": ids, "announced": sorted(offered)}))
+        return
+    typer.echo(f"serving {len(ids)} shard(s) for run {service.cfg.run_id} as {service.peer_id}")
+    for addr in service.maddrs:
+        typer.echo(f"  peers join with --initial-peers {addr}")
+    if len(offered) < len(ids):
+        typer.echo(f"warning: the DHT took {len(offered)} of {len(ids)} announcements (no other peer yet?); "
+                   "they are repeated until stopped", err=True)

@@ -238,6 +238,13 @@ KEYS: tuple[Key, ...] = (
         "run.manifest_creator", form=ADDRESS_OR_EMPTY),
     Key("run", "manifest_timeout", float, "Seconds to wait for the run's manifest in the DHT.",
         "run.manifest_timeout", minimum=0),
+    # Shards from the network (`hivenet shard serve` on the contributors' side).
+    Key("train", "fetch_shards", bool,
+        "Fetch the run's shards from the peers that offer them into shard_store, vet them here, serve them on, "
+        "and train on those that pass.", "train.fetch_shards"),
+    Key("train", "shard_cache_mb", int,
+        "Cap in MB on the shards kept in shard_store when fetching; other runs' shards are evicted first.",
+        "train.shard_cache_mb", minimum=1),
 )
 BY_DOTTED: dict[str, Key] = {k.dotted: k for k in KEYS}
 BY_ENV: dict[str, Key] = {k.env: k for k in KEYS}

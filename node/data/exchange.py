@@ -75,6 +75,7 @@ class ShardServer:
     def __init__(self, store: ShardStore) -> None:
         self.store = store
         self.served_chunks = 0
+        self.served_peers: set[str] = set()  # peers that were sent at least one chunk (for status lines)
         self._p2p: P2P | None = None
         self._streams: set[asyncio.Task[None]] = set()
 
@@ -123,13 +124,13 @@ class ShardServer:
                 except ValidationError:
                     await _send_item(writer, ERR, b"malformed request")
                     return
-                await self._answer(req, writer)
+                await self._answer(req, writer, info.peer_id.to_base58())
         except (ConnectionError, asyncio.IncompleteReadError) as e:
             log.debug("shard stream from %s ended: %s", info.peer_id, e)
         finally:
             writer.close()
 
-    async def _answer(self, req: ChunkRequest, writer: asyncio.StreamWriter) -> None:
+    async def _answer(self, req: ChunkRequest, writer: asyncio.StreamWriter, peer: str) -> None:
         if not self.store.has(req.shard):
             await _send_item(writer, ERR, b"shard not held")
             return
@@ -143,6 +144,7 @@ class ShardServer:
                 continue
             await _send_item(writer, OK, self.chunk_bytes(req.shard, i))
             self.served_chunks += 1
+            self.served_peers.add(peer)
 
 
 @dataclass
@@ -175,12 +177,26 @@ class ShardFetcher:
         reader, writer = await asyncio.wait_for(open_stream(self.p2p, peer, PROTOCOL), self.cfg.request_timeout)
         return _Conn(reader, writer)
 
-    async def fetch(self, shard_id: ShardId, holders: Sequence[PeerID]) -> tuple[ShardManifest, FetchReport]:
-        """Fetch ``shard_id`` from ``holders`` into the store; returns its manifest and who served what."""
+    async def fetch_manifest(self, shard_id: ShardId, holders: Sequence[PeerID]) -> ShardManifest:
+        """The manifest of ``shard_id`` from the first holder that sends one matching the id (sizes before chunks)."""
+        if self.store.has(shard_id):
+            return self.store.manifest(shard_id)
+        return await self._manifest(shard_id, holders, FetchReport(shard_id))
+
+    async def fetch(
+        self, shard_id: ShardId, holders: Sequence[PeerID], manifest: ShardManifest | None = None
+    ) -> tuple[ShardManifest, FetchReport]:
+        """Fetch ``shard_id`` from ``holders`` into the store; returns its manifest and who served what.
+
+        ``manifest``, when the caller already fetched it (``fetch_manifest``), must be the shard's own.
+        """
         report = FetchReport(shard_id)
         if self.store.has(shard_id):
             return self.store.manifest(shard_id), report
-        manifest = await self._manifest(shard_id, holders, report)
+        if manifest is None:
+            manifest = await self._manifest(shard_id, holders, report)
+        elif manifest.shard_id != shard_id:
+            raise ManifestError(f"manifest of shard {manifest.shard_id[:16]} given for shard {shard_id[:16]}")
         partial = self.store.partial(manifest)
         missing = partial.missing()
         report.resumed = manifest.n_chunks - len(missing)

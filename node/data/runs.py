@@ -41,10 +41,16 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def check_run_id(run_id: str) -> str:
+    """``run_id`` if it is a valid run id (it names directories and DHT keys), else ConfigError."""
+    if not _RUN_ID.match(run_id):
+        raise ConfigError(f"run id {run_id!r} must be 1-64 letters, digits, '.', '_' or '-'")
+    return run_id
+
+
 class RunIndex:
     def __init__(self, store: ShardStore, run_id: str) -> None:
-        if not _RUN_ID.match(run_id):
-            raise ConfigError(f"run id {run_id!r} must be 1-64 letters, digits, '.', '_' or '-'")
+        check_run_id(run_id)
         self.store = store
         self.run_id = run_id
         self.dir = store.root / "runs" / run_id

@@ -52,6 +52,10 @@ class TrainConfig:
     checkpoint_every: int = 5  # epochs between checkpoints: each writes the model and optimizer state (~40 MB) with fsync
     metrics_path: Path | None = None  # JSON lines, one per event (start, epoch, stop), for the testnet and tests
     shard_store: Path | None = None  # train on the shards vetted for the run in this store (default: the raw demo corpus)
+    # Fetch the run's shards from the peers that offer them (node.data.replicate) into shard_store (default
+    # ~/.hivenet/shards), vet them here, serve them on, then train on those that passed. Off: the store as it is.
+    fetch_shards: bool = False
+    shard_cache_mb: int = 1024  # cap on the fetched shards' bytes in the store; others are evicted, never the run's
     fresh: bool = False  # ignore (never delete) an existing checkpoint
     end_barrier_timeout: float = 60.0  # at the end, wait this long for the others to finish their last round
     keystore: Path | None = None  # sign work receipts with this keystore's Ethereum account (None: no receipts)

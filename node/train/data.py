@@ -8,14 +8,24 @@ corpus, cut at a topic boundary, so no training window overlaps it.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from protocol.assignment import assign_samples
 from protocol.errors import ConfigError
 from protocol.types import Epoch, PeerId, RunId
+
+if TYPE_CHECKING:
+    from node.data.serving import ShardService
+    from node.swarm.config import SwarmConfig
+    from node.train.config import TrainConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,36 @@ def vetted_corpus(store_root: Path, run_id: str, val: bytes) -> tuple[Corpus, li
             "add one with `hivenet shard add` and vet it with `hivenet shard vet`"
         )
     return Corpus(train=training_bytes(store, shards), val=val), [s.shard_id for s in shards]
+
+
+DEFAULT_SHARD_STORE = Path.home() / ".hivenet" / "shards"  # the store `hivenet shard` uses when given none
+
+
+def fetch_run_shards(swarm: SwarmConfig, train: TrainConfig, val: bytes) -> tuple[ShardService, TrainConfig]:
+    """Fill the trainer's shard store with the run's shards from the network (``node.data.replicate``).
+
+    Starts a shard service beside the trainer (its own DHT node, joined through ``swarm.initial_peers``),
+    fetches and vets the shards offered for ``swarm.run_id`` and keeps serving the ones that passed.
+    Returns the running service (stop it when training ends) and ``train`` pointed at the store, whose
+    shards vetted for the run ``vetted_corpus`` then trains on. On failure nothing keeps running.
+    """
+    from node.data.replicate import replicate_run
+    from node.data.serving import ServiceConfig, ShardService, own_port
+    from node.data.store import ShardStore, StoreConfig
+
+    root = train.shard_store or DEFAULT_SHARD_STORE
+    service = ShardService(ShardStore(StoreConfig(root)), ServiceConfig(
+        run_id=swarm.run_id, listen=own_port(swarm.listen), initial_peers=swarm.initial_peers,
+        extra_dht_options=swarm.extra_dht_options))
+    service.start()
+    try:
+        result = replicate_run(service, service.store, cap_bytes=train.shard_cache_mb << 20, eval_text=val)
+    except BaseException:
+        service.stop()
+        raise
+    log.info("run %s: %d shard(s) offered, %d passed vetting here, %d fetched now; serving them as %s",
+             swarm.run_id, len(result.shard_ids), len(result.passed), len(result.fetched), service.peer_id)
+    return service, dataclasses.replace(train, shard_store=root)
 
 
 def windows(data: bytes, offsets: list[int], block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
