@@ -31,6 +31,7 @@ def _register_groups() -> None:
     app.add_typer(keys_cmd.app, name="keys")
     app.add_typer(ledger_cmd.app, name="ledger")
     app.add_typer(rewards_cmd.app, name="rewards")
+    from node.cli import validator_cmd; app.add_typer(validator_cmd.app, name="validator")  # noqa: E702
     from node.cli import doctor_cmd, init_cmd, monitor_cmd, status_cmd
 
     app.command(name="init")(init_cmd.init)

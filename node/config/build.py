@@ -17,6 +17,7 @@ from node.config.log import LogConfig
 from node.config.sources import load_values
 from node.swarm.config import SwarmConfig
 from node.telemetry.config import HttpConfig, TelemetryConfig
+from node.validator.config import ValidatorDaemonConfig
 
 if TYPE_CHECKING:
     from node.train.config import TrainConfig
@@ -30,6 +31,7 @@ class NodeConfig:
     telemetry: TelemetryConfig
     http: HttpConfig
     log: LogConfig
+    validator: ValidatorDaemonConfig  # read by `hivenet validator start` only
     rpc_url: str | None  # None: the embedded chain
     deployment: Path | None  # contracts this node expects on the chain
     values: Mapping[str, Any]  # the merged raw values by dotted key (for doctor and --print-config)
@@ -74,6 +76,7 @@ def build(values: Mapping[str, Any], file: Path | None = None) -> NodeConfig:
         http=assemble(HttpConfig, {**fields_of(values, "http"), "fallback_to_any_port":
                                    values["status.listen"] == BY_DOTTED["status.listen"].default}),
         log=assemble(LogConfig, fields_of(values, "log")),
+        validator=assemble(ValidatorDaemonConfig, fields_of(values, "validator")),
         **own, values=dict(values), file=file,
     )
 
