@@ -122,27 +122,33 @@ class ValidatorDaemon:
         self._stop_side()
 
     def _run(self) -> None:
-        s, a = self.settings, self.access
-        run_id = s.swarm.run_id
-        key = JournalKey(run_id, a.deployment.chain_id, a.deployment.ledger.lower(), a.address.lower(), self.cfg.mode)
-        self.journal = Journal.open(self.cfg.home / "journal.json", key)  # refuses a home of another validator
+        self.open_home()
+        if self._stop.is_set():
+            return
+        validator = self.build_validator(self.settings.train())
+        self._report(ValidatorStage.JOINING)
+        self._join(validator)
+        self._set_stage(DaemonStage.RUNNING)
+        while not self._stop.is_set():
+            self.step()
+            self._stop.wait(self.cfg.poll_interval_s)
+
+    def open_home(self) -> None:
+        """The journal (refusing a home of another validator) and the outbox, whose opening finishes the
+        transactions a crash left pending."""
+        a = self.access
+        key = JournalKey(self.settings.swarm.run_id, a.deployment.chain_id, a.deployment.ledger.lower(),
+                         a.address.lower(), self.cfg.mode)
+        self.journal = Journal.open(self.cfg.home / "journal.json", key)
         self.cfg.home.mkdir(parents=True, exist_ok=True)
         self.client = LedgerClient.open(
             LedgerConfig(rpc_url=a.chain.config.rpc_url, outbox_path=self.cfg.home / "outbox.sqlite"),
             a.account, a.deployment, chain=a.chain)
         self.chain_reachable = True
         self._report(ValidatorStage.STARTING)
-        if self._stop.is_set():
-            return
-        validator = self._build_validator(s.train())
-        self._report(ValidatorStage.JOINING)
-        self._join(validator)
-        self._set_stage(DaemonStage.RUNNING)
-        while not self._stop.is_set():
-            self._step()
-            self._stop.wait(self.cfg.poll_interval_s)
 
-    def _build_validator(self, train: Any) -> Any:
+    def build_validator(self, train: Any) -> Any:
+        """The Validator, resumed from the journal: its book, and the roots written down but not final."""
         from node.validator.service import Validator, ValidatorConfig  # torch loads here, after the endpoint is up
 
         s, j = self.settings, self.journal
@@ -188,7 +194,8 @@ class ValidatorDaemon:
 
     # -- one poll -------------------------------------------------------------------------
 
-    def _step(self) -> None:
+    def step(self) -> None:
+        """One poll: read receipts, post what is pending, settle complete epochs, finalize, report."""
         v = self.validator
         try:
             v.poll()
