@@ -4,13 +4,15 @@
     v.run(stop=lambda: False, trainers_done=lambda: False, timeout_s=3600)
 
 (``board``: ``node.work.board.receipt_board``; the local testnet runs its validators through
-``node.testnet.validation``.)
+``node.testnet.validation``, and ``hivenet validator start`` through ``node.validator.daemon``, which
+journals each settlement (``on_settled``) before its root is posted and ``resume``s from that journal.)
 
 Per epoch ``e`` (processed once receipts of ``e + 1`` appear, or when told the trainers are
 done): receipts -> ``node.validator.checker`` verdicts -> ``node.validator.settlement``
 rewards and cumulative root -> ``LedgerClient.post_epoch`` (mode ``settle``), or, in mode
 ``watch``, a comparison with the root another validator posted and ``dispute_epoch`` when
-they differ, inside the challenge window. Posted epochs whose window has passed are
+they differ, inside the challenge window (a root not posted yet is compared again by
+``watch_due``). A root is posted only while the chain holds none for its epoch (``flush_posts``). Posted epochs whose window has passed are
 finalized. The validator needs what trainers have: the run's corpus (same shard store),
 the model config, and the epoch-start parameter snapshots (``snapshot_dir``): it keeps no
 replica of its own; it trusts a snapshot only for the hash a receipt names, and only
@@ -159,7 +161,12 @@ class Validator:
         for ledger_epoch, (root, total) in sorted(self.pending.items()):
             record = self.client.epoch_record(ledger_epoch)
             if record["posted_at"] == 0:
-                self.client.post_epoch(ledger_epoch, root, total)
+                try:
+                    self.client.post_epoch(ledger_epoch, root, total)
+                except ContractRevert as e:  # e.g. a later epoch is on chain already: this one can never be posted
+                    log.error("ledger epoch %d: the ledger refused our root (%s); not posting it", ledger_epoch, e)
+                    del self.pending[ledger_epoch]
+                    continue
                 sent.append(ledger_epoch)
             elif record["root"] != root:
                 log.warning("ledger epoch %d was posted by another validator; comparing instead of posting", ledger_epoch)
