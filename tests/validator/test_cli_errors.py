@@ -107,3 +107,12 @@ def test_a_bad_validator_setting_is_refused_naming_the_key(setup: dict[str, Path
 def test_status_where_no_validator_answers_names_the_command_to_start_one() -> None:
     result = runner.invoke(app, ["validator", "status", "--url", f"http://127.0.0.1:{free_port()}"])
     assert_refused(result.exit_code, result.output, "no validator answers", "hivenet validator start")
+
+
+def test_the_validator_endpoint_defaults_next_to_the_nodes_and_keeps_a_chosen_address() -> None:
+    from node.cli.validator_cmd import validator_http
+    from node.config import load_config
+
+    assert validator_http(load_config(None, {}, {})).listen == ("127.0.0.1", 8471)
+    chosen = load_config(None, {"HIVENET_STATUS_LISTEN": "0.0.0.0:9000"}, {})
+    assert validator_http(chosen).listen == ("0.0.0.0", 9000)
