@@ -34,6 +34,9 @@ def _register_groups() -> None:
     from node.cli import run_cmd
 
     app.add_typer(run_cmd.app, name="run")
+    from node.cli import validator_cmd
+
+    app.add_typer(validator_cmd.app, name="validator")
     from node.cli import doctor_cmd, init_cmd, monitor_cmd, status_cmd
 
     app.command(name="init")(init_cmd.init)

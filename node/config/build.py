@@ -18,6 +18,7 @@ from node.config.sources import load_values
 from node.run.config import RunConfig
 from node.swarm.config import SwarmConfig
 from node.telemetry.config import HttpConfig, TelemetryConfig
+from node.validator.config import ValidatorDaemonConfig
 
 if TYPE_CHECKING:
     from node.train.config import TrainConfig
@@ -32,6 +33,7 @@ class NodeConfig:
     http: HttpConfig
     log: LogConfig
     run: RunConfig  # where the run's manifest comes from (node.run)
+    validator: ValidatorDaemonConfig  # read by `hivenet validator start` only
     rpc_url: str | None  # None: the embedded chain
     deployment: Path | None  # contracts this node expects on the chain
     values: Mapping[str, Any]  # the merged raw values by dotted key (for doctor and --print-config)
@@ -77,6 +79,7 @@ def build(values: Mapping[str, Any], file: Path | None = None) -> NodeConfig:
                                    values["status.listen"] == BY_DOTTED["status.listen"].default}),
         log=assemble(LogConfig, fields_of(values, "log")),
         run=assemble(RunConfig, fields_of(values, "run")),
+        validator=assemble(ValidatorDaemonConfig, fields_of(values, "validator")),
         **own, values=dict(values), file=file,
     )
 

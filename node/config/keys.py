@@ -28,6 +28,7 @@ from node.run.config import RunConfig, address_or_empty
 from node.swarm.config import SwarmConfig
 from node.telemetry.config import HttpConfig, TelemetryConfig, parse_broker_url, parse_host_port
 from node.train.config import TrainConfig
+from node.validator.config import MODES, ValidatorDaemonConfig
 
 ENV_PREFIX = "HIVENET_"
 CONFIG_ENV = "HIVENET_CONFIG"  # path of the config file when --config is not given
@@ -38,6 +39,7 @@ DEFAULT_FILE = Path("hivenet.toml")
 COMPONENTS: dict[str, type] = {
     "swarm": SwarmConfig, "telemetry": TelemetryConfig, "http": HttpConfig, "log": LogConfig, "train": TrainConfig,
     "run": RunConfig,
+    "validator": ValidatorDaemonConfig,
 }
 
 
@@ -245,6 +247,21 @@ KEYS: tuple[Key, ...] = (
     Key("train", "shard_cache_mb", int,
         "Cap in MB on the shards kept in shard_store when fetching; other runs' shards are evicted first.",
         "train.shard_cache_mb", minimum=1),
+    # [validator]: read by `hivenet validator start` only; it shares the run, chain, model, status and log keys above.
+    Key("validator", "home", Path, "The validator's directory: outbox, settled epochs, verdicts; a restart resumes from it.",
+        "validator.home", flag="--validator-home"),
+    Key("validator", "keystore", Path, "Keystore of the account that posts roots (needs VALIDATOR_ROLE and gas).",
+        "validator.keystore", flag="--validator-keystore"),
+    Key("validator", "password_file", Path, "File holding the validator keystore's password (first line).",
+        "validator.password_file", flag="--validator-password-file"),
+    Key("validator", "snapshot_dir", Path, "Read epoch-start parameter snapshots from here; unset: <home>/snapshots.",
+        "validator.snapshot_dir", flag="--validator-snapshot-dir"),
+    Key("validator", "mode", str, "settle: post each epoch's root; watch: dispute posted roots that differ from ours.",
+        "validator.mode", choices=MODES, flag="--validator-mode"),
+    Key("validator", "receipt_probability", float, "Share of receipts recomputed (the rest get the static checks).",
+        "validator.receipt_probability", minimum=0, flag="--validator-receipt-probability"),
+    Key("validator", "poll_interval", float, "Seconds between reads of the DHT's receipts and of the chain.",
+        "validator.poll_interval_s", minimum=0.05, flag="--validator-poll-interval"),
 )
 BY_DOTTED: dict[str, Key] = {k.dotted: k for k in KEYS}
 BY_ENV: dict[str, Key] = {k.env: k for k in KEYS}

@@ -4,13 +4,15 @@
     v.run(stop=lambda: False, trainers_done=lambda: False, timeout_s=3600)
 
 (``board``: ``node.work.board.receipt_board``; the local testnet runs its validators through
-``node.testnet.validation``.)
+``node.testnet.validation``, and ``hivenet validator start`` through ``node.validator.daemon``, which
+journals each settlement (``on_settled``) before its root is posted and ``resume``s from that journal.)
 
 Per epoch ``e`` (processed once receipts of ``e + 1`` appear, or when told the trainers are
 done): receipts -> ``node.validator.checker`` verdicts -> ``node.validator.settlement``
 rewards and cumulative root -> ``LedgerClient.post_epoch`` (mode ``settle``), or, in mode
 ``watch``, a comparison with the root another validator posted and ``dispute_epoch`` when
-they differ, inside the challenge window. Posted epochs whose window has passed are
+they differ, inside the challenge window (a root not posted yet is compared again by
+``watch_due``). A root is posted only while the chain holds none for its epoch (``flush_posts``). Posted epochs whose window has passed are
 finalized. The validator needs what trainers have: the run's corpus (same shard store),
 the model config, and the epoch-start parameter snapshots (``snapshot_dir``): it keeps no
 replica of its own; it trusts a snapshot only for the hash a receipt names, and only
@@ -64,8 +66,11 @@ class ValidatorConfig:
 
 class Validator:
     def __init__(self, cfg: ValidatorConfig, fetch: Callable[[int], list[SignedReceipt]], client: Any = None,
-                 corpus: Corpus | None = None, hooks: Hooks = NO_HOOKS) -> None:
+                 corpus: Corpus | None = None, hooks: Hooks = NO_HOOKS,
+                 on_settled: Callable[[EpochSettlement], None] | None = None) -> None:
         self.cfg, self.fetch, self.client, self.hooks = cfg, fetch, client, hooks
+        # Called with each settlement before its root goes to the chain (a daemon writes its journal there).
+        self.on_settled = on_settled
         if corpus is None:
             corpus = demo_corpus()
             if cfg.shard_store is not None:
@@ -77,8 +82,19 @@ class Validator:
         self.book = RewardBook(cfg.run_id, ProportionalPolicy(cfg.compute_bps), cfg.emission, dict(cfg.owners))
         self.cache: dict[int, dict[bytes, SignedReceipt]] = {}
         self.next_epoch = 0
+        self.pending: dict[int, tuple[bytes, int]] = {}  # settle mode: ledger epoch -> (root, total) still to post
         self.posted: list[int] = []  # ledger epochs this validator posted, not yet final
+        self.watching: dict[int, bytes] = {}  # watch mode: ledger epoch -> our root, not posted by anyone yet
         self.disputed: list[int] = []  # ledger epochs this validator disputed
+
+    def resume(self, next_epoch: int, cumulative: dict[str, int], carry: int, seed: bytes,
+               pending: dict[int, tuple[bytes, int]], watching: dict[int, bytes]) -> None:
+        """Continues a book settled up to ``next_epoch`` (a restarted daemon's journal); the roots in ``pending``
+        are posted by the next :meth:`flush_posts` unless the chain has them already."""
+        self.next_epoch = next_epoch
+        self.book.cumulative, self.book.carry = dict(cumulative), carry
+        self.book.seed = seed or self.book.seed
+        self.pending, self.watching = dict(pending), dict(watching)
 
     # -- receipts -----------------------------------------------------------------------
 
@@ -99,48 +115,109 @@ class Validator:
         save(self.cfg.out_dir, s)
         rejected = sum(not v.accepted for v in verdicts)
         log.info("epoch %d: %d receipts, %d rejected, rewards %s", epoch, len(verdicts), rejected, s.rewards)
+        self.next_epoch = epoch + 1
+        self.cache.pop(epoch, None)
+        if self.on_settled is not None:
+            self.on_settled(s)
         if self.client is not None and s.tree is not None:
             self._to_chain(s)
-        self.next_epoch = epoch + 1
         return s
+
+    def ready(self, final: bool = False) -> bool:
+        """Whether the next epoch's receipts are complete: a later epoch has receipts (or, ``final``: the
+        trainers are done, and it has some)."""
+        e = self.next_epoch
+        return any(self.cache.get(x) for x in self.cache if x > e) or bool(final and self.cache.get(e))
 
     def settle_ready(self, final: bool = False) -> list[EpochSettlement]:
         """Settles every epoch whose receipts are complete (``final``: the trainers are done)."""
         done = []
-        while True:
-            e = self.next_epoch
-            later = any(self.cache.get(x) for x in self.cache if x > e)
-            if not (later or (final and self.cache.get(e))):
-                return done
-            done.append(self.process(e))
+        while self.ready(final):
+            done.append(self.process(self.next_epoch))
+        return done
 
     # -- chain --------------------------------------------------------------------------
 
     def _to_chain(self, s: EpochSettlement) -> None:
-        assert s.tree is not None and self.client is not None
+        assert s.tree is not None and s.root is not None and self.client is not None
         if self.cfg.mode == "settle":
             cumulative = self.hooks.rewards_to_post(s.cumulative, self.client.address.lower())
             tree = s.tree if cumulative == s.cumulative else RewardsTree.build(cumulative)
-            self.client.post_epoch(s.ledger_epoch, tree.root, tree.total)
-            self.posted.append(s.ledger_epoch)
+            self.pending[s.ledger_epoch] = (tree.root, tree.total)
+            self.flush_posts()
             return
-        self.watch(s)
+        self.watching[s.ledger_epoch] = s.root
+        self.watch_due()
+
+    def flush_posts(self) -> list[int]:
+        """Posts the pending roots, oldest first; an epoch the chain holds already is never posted again.
+
+        A root the chain holds is ours (sent before a restart: the outbox finished it) or another
+        settling validator's: ours goes on to finalization, another one is compared as a watcher would.
+        Returns the ledger epochs posted now; what the chain did not take stays pending.
+        """
+        assert self.client is not None
+        sent = []
+        for ledger_epoch, (root, total) in sorted(self.pending.items()):
+            record = self.client.epoch_record(ledger_epoch)
+            if record["posted_at"] == 0:
+                try:
+                    self.client.post_epoch(ledger_epoch, root, total)
+                except ContractRevert as e:  # e.g. a later epoch is on chain already: this one can never be posted
+                    log.error("ledger epoch %d: the ledger refused our root (%s); not posting it", ledger_epoch, e)
+                    del self.pending[ledger_epoch]
+                    continue
+                sent.append(ledger_epoch)
+            elif record["root"] != root:
+                log.warning("ledger epoch %d was posted by another validator; comparing instead of posting", ledger_epoch)
+                self._compare(ledger_epoch, root)
+                del self.pending[ledger_epoch]
+                continue
+            else:
+                log.info("ledger epoch %d: our root is on chain already (posted before a restart)", ledger_epoch)
+            del self.pending[ledger_epoch]
+            if ledger_epoch not in self.posted:
+                self.posted.append(ledger_epoch)
+        return sent
+
+    def _compare(self, ledger_epoch: int, root: bytes) -> bool | None:
+        """None while no root is posted for the epoch; else True when this call disputed it, False when it
+        matches ours (or stands disputed already)."""
+        assert self.client is not None
+        record = self.client.epoch_record(ledger_epoch)
+        if record["posted_at"] == 0:
+            return None
+        if record["disputed"] or record["root"] == root:
+            return False
+        log.warning("ledger epoch %d: posted root %s differs from ours %s; disputing", ledger_epoch,
+                    record["root"].hex()[:16], root.hex()[:16])
+        self.client.dispute_epoch(ledger_epoch, dispute_reason(root))
+        self.disputed.append(ledger_epoch)
+        return True
 
     def watch(self, s: EpochSettlement, wait_s: float = 0.0) -> bool:
         """Disputes the posted root of ``s``'s epoch if it differs from ours; True when it disputed."""
-        assert self.client is not None and s.root is not None
+        assert s.root is not None
         deadline = time.monotonic() + wait_s
-        record = self.client.epoch_record(s.ledger_epoch)
-        while record["posted_at"] == 0 and time.monotonic() < deadline:
+        while True:
+            outcome = self._compare(s.ledger_epoch, s.root)
+            if outcome is not None or time.monotonic() >= deadline:
+                return bool(outcome)
             time.sleep(self.cfg.poll_s)
-            record = self.client.epoch_record(s.ledger_epoch)
-        if record["posted_at"] == 0 or record["disputed"] or record["root"] == s.root:
-            return False
-        log.warning("ledger epoch %d: posted root %s differs from ours %s; disputing", s.ledger_epoch,
-                    record["root"].hex()[:16], s.root.hex()[:16])
-        self.client.dispute_epoch(s.ledger_epoch, dispute_reason(s.root))
-        self.disputed.append(s.ledger_epoch)
-        return True
+
+    def watch_due(self) -> list[int]:
+        """Compares our roots with those posted since; returns the ledger epochs this call disputed."""
+        if self.client is None:
+            return []
+        disputed = []
+        for ledger_epoch, root in sorted(self.watching.items()):
+            outcome = self._compare(ledger_epoch, root)
+            if outcome is None:
+                continue
+            del self.watching[ledger_epoch]
+            if outcome:
+                disputed.append(ledger_epoch)
+        return disputed
 
     def finalize_due(self) -> list[int]:
         """Finalizes the posted epochs whose challenge window has passed without a dispute."""

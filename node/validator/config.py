@@ -1,0 +1,37 @@
+"""Frozen configuration of a validator daemon (``hivenet validator start``), the ``[validator]`` section.
+
+What a validator shares with a node is read from the node's sections (``[swarm] run_id`` and
+``initial_peers``, ``[ledger] rpc_url`` and ``deployment``, ``[train]`` model shape, ``[status]``,
+``[telemetry]``, ``[log]``), so one file serves both roles; this dataclass holds only what a
+validator alone needs. It imports nothing heavy: the config layer reads its defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+MODES = ("settle", "watch")
+# A node's endpoint takes 8470; a validator on the same machine answers next to it, so that
+# `hivenet status` and `hivenet validator status` each find theirs without flags.
+DEFAULT_STATUS_PORT = 8471
+
+
+@dataclass(frozen=True)
+class ValidatorDaemonConfig:
+    # The validator's own directory: its outbox, settled epochs and verdict/rewards files live here, so a
+    # restart resumes where it stopped. One home per validator account and deployment.
+    home: Path = Path("validator")
+    # The Ethereum account that posts roots and disputes (needs the ledger's VALIDATOR_ROLE and gas).
+    keystore: Path | None = None
+    password_file: Path | None = None  # first line: the keystore password (None: the empty password)
+    # Where epoch-start parameter snapshots are read from (content-addressed); None: <home>/snapshots.
+    # A receipt whose snapshot is not there is rejected for that epoch.
+    snapshot_dir: Path | None = None
+    # settle: post each epoch's root | watch: recompute and dispute a posted root that differs from ours.
+    mode: str = "settle"
+    # Share of receipts recomputed; the pick is seeded by the previous root, so cheaters cannot predict it.
+    receipt_probability: float = 1.0
+    # Seconds between reads of the DHT's receipts and of the chain; receipts wait an hour there, so a
+    # slower validator only settles later, never less.
+    poll_interval_s: float = 1.0
