@@ -52,6 +52,10 @@ class RewardsMismatch(LedgerError, ValueError):
     """A published rewards tree is malformed or does not match its id, its own leaves, or the chain's root."""
 
 
+class RewardsUnavailable(LedgerError, ConnectionError):
+    """Nobody announces a rewards tree for the epoch, or no announcer served one in time."""
+
+
 @dataclass(frozen=True)
 class RewardsPublication:
     """What a settling validator publishes for one ledger epoch of a run."""
@@ -161,13 +165,11 @@ class ClaimProof:
     proof: list[bytes]
 
 
-def claim_proof(publication: RewardsPublication, account: str, chain_epoch: int, chain_root: bytes,
-                run_id: str | None = None) -> ClaimProof:
-    """The account's claim from ``publication``, refused unless it matches the chain (module docstring, step 2).
+def check_final(publication: RewardsPublication, chain_epoch: int, chain_root: bytes, run_id: str | None = None) -> None:
+    """Refuses (RewardsMismatch) a publication that is not the chain's latest finalized tree of the run.
 
     ``chain_epoch`` and ``chain_root`` are the ledger's latest finalized epoch and its root; ``run_id``, when
-    given, must be the publication's. Raises RewardsMismatch naming the mismatch, or RewardsTreeError when the
-    tree is genuine but holds nothing for ``account``.
+    given, must be the publication's.
     """
     if run_id is not None and publication.run_id != run_id:
         raise RewardsMismatch(f"run mismatch: the tree is for run {publication.run_id!r}, not {run_id!r}")
@@ -177,6 +179,16 @@ def claim_proof(publication: RewardsPublication, account: str, chain_epoch: int,
     if publication.root != chain_root:
         raise RewardsMismatch(f"root mismatch: the tree's root 0x{publication.root.hex()} differs from the root "
                               f"0x{chain_root.hex()} finalized on chain for ledger epoch {chain_epoch}")
+
+
+def claim_proof(publication: RewardsPublication, account: str, chain_epoch: int, chain_root: bytes,
+                run_id: str | None = None) -> ClaimProof:
+    """The account's claim from ``publication``, refused unless it matches the chain (module docstring, step 2).
+
+    Raises RewardsMismatch naming the mismatch (``check_final``, then the proof against ``chain_root``), or
+    RewardsTreeError when the tree is genuine but holds nothing for ``account``.
+    """
+    check_final(publication, chain_epoch, chain_root, run_id)
     key = normalize_address(account)
     if key not in publication.tree.amounts:
         raise RewardsTreeError(f"account {account} has no rewards in the finalized tree of ledger epoch {chain_epoch}")
