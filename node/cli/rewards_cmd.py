@@ -135,7 +135,7 @@ def _final_tree(rpc: str, deployment: Deployment, run_id: str, initial_peers: li
     epoch, its root and what ``account`` claimed (0 without an account)."""
     from node.swarm.config import SwarmConfig
     from node.swarm.dht import start_dht
-    from node.swarm.rewards_board import RewardsBoard, fetch_rewards
+    from node.swarm.rewards_board import RewardsBoard, RewardsPeer
     from protocol.errors import LedgerError
     from protocol.rewards_publication import check_final
 
@@ -150,9 +150,12 @@ def _final_tree(rpc: str, deployment: Deployment, run_id: str, initial_peers: li
     # A client-mode DHT: it reads the announcements and opens streams, and stores nobody's records.
     dht = start_dht(SwarmConfig(run_id=run_id, initial_peers=tuple(initial_peers), extra_dht_options={"client_mode": True}))
     try:
-        board = RewardsBoard(dht, run_id)
-        publication = fetch_rewards(board, final_epoch, lambda p: check_final(p, final_epoch, final_root, run_id),
-                                    prefer_root=final_root, timeout=FETCH_TIMEOUT_S)
+        peer = RewardsPeer(RewardsBoard(dht, run_id), serve=False)
+        try:
+            publication = peer.fetch(final_epoch, lambda p: check_final(p, final_epoch, final_root, run_id),
+                                     prefer_root=final_root, timeout=FETCH_TIMEOUT_S)
+        finally:
+            peer.close()
     finally:
         dht.shutdown()
     return publication, final_epoch, final_root, claimed

@@ -13,9 +13,9 @@ tree that hashes to its id, parses (leaves hash to the root, proofs are the leav
 (the claimer checks it against the root on chain). Refusals are logged with the serving peer; when every
 announcement is refused, the error lists each peer and what did not match.
 
-    board = RewardsBoard(dht, run_id)                            # installs the owner-signature validator
-    publisher = RewardsPublisher(board); publisher.publish(pub)  # from a validator thread: announce + serve
-    pub = fetch_rewards(board, ledger_epoch, accept=check)       # from the CLI: find, fetch, verify
+    board = RewardsBoard(dht, run_id)                     # installs the owner-signature validator
+    peer = RewardsPeer(board); peer.publish(pub)          # from a validator thread: announce + serve
+    RewardsPeer(board, serve=False).fetch(epoch, check)   # from the CLI: find, fetch, verify; then close()
 
     .venv/bin/python -m pytest tests/rewards/test_rewards_board.py -q
 """
@@ -264,14 +264,15 @@ class RewardsBoard:
             writer.close()
 
 
-class RewardsPublisher:
-    """A board serving from its own event loop thread, for synchronous callers (a validator's loop).
+class RewardsPeer:
+    """A board driven from its own event loop thread, for synchronous callers: a validator's loop publishing
+    (``serve=True``: trees are served between its calls) or the CLI fetching.
 
-    ``publish`` blocks until the DHT took the announcement; ``close`` stops serving. The loop thread exists
-    because serving must go on between the caller's calls, and the validator's loop is synchronous.
+    hivemind keeps one P2P replica per DHT object, bound to the loop that made it: create one peer per DHT
+    and ``close`` it before shutting the DHT down.
     """
 
-    def __init__(self, board: RewardsBoard, start_timeout: float = 60.0) -> None:
+    def __init__(self, board: RewardsBoard, serve: bool = True, start_timeout: float = 60.0) -> None:
         self.board = board
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="rewards-board", daemon=True)
@@ -279,7 +280,8 @@ class RewardsPublisher:
         self._p2p: P2P | None = None
         try:
             self._p2p = self._call(board.dht.replicate_p2p(), start_timeout)
-            self._call(board.start_serving(self._p2p), start_timeout)
+            if serve:
+                self._call(board.start_serving(self._p2p), start_timeout)
         except BaseException:
             self.close()
             raise
@@ -298,6 +300,12 @@ class RewardsPublisher:
     def reannounce(self) -> int:
         return self._call(self.board.reannounce(), 2 * self.board.cfg.timeout * max(1, len(self.board.records)))
 
+    def fetch(self, ledger_epoch: int, accept: Callable[[RewardsPublication], None], prefer_root: bytes | None = None,
+              timeout: float = 120.0) -> RewardsPublication:
+        """``RewardsBoard.fetch`` from a synchronous caller, within ``timeout`` seconds in all."""
+        assert self._p2p is not None, "fetch after close"
+        return self._call(self.board.fetch(self._p2p, ledger_epoch, accept, prefer_root), timeout)
+
     def close(self, timeout: float = 10.0) -> None:
         if self._loop.is_closed():
             return
@@ -308,20 +316,19 @@ class RewardsPublisher:
             except (OSError, asyncio.TimeoutError, StreamError) as e:  # the daemon is already gone: nothing to stop
                 log.debug("rewards board stop: %s", e)
             self._p2p = None
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout)
-        self._loop.close()
-
-
-def fetch_rewards(board: RewardsBoard, ledger_epoch: int, accept: Callable[[RewardsPublication], None],
-                  prefer_root: bytes | None = None, timeout: float = 120.0) -> RewardsPublication:
-    """``RewardsBoard.fetch`` for a synchronous caller (the CLI): its own event loop and P2P replica."""
-
-    async def run() -> RewardsPublication:
-        p2p = await asyncio.wait_for(board.dht.replicate_p2p(), board.cfg.timeout)
-        try:
-            return await asyncio.wait_for(board.fetch(p2p, ledger_epoch, accept, prefer_root), timeout)
+        try:  # not through _call: its wait_for task would be one of the "others"
+            asyncio.run_coroutine_threadsafe(_cancel_others(), self._loop).result(timeout)
+        except TimeoutError:
+            log.debug("rewards board stop: tasks still running after %.0f s", timeout)
         finally:
-            await asyncio.wait_for(p2p.shutdown(), board.cfg.timeout)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout)
+            self._loop.close()
 
-    return asyncio.run(run())
+
+async def _cancel_others() -> None:
+    """Cancels what the replica left running (its stream readers), so the loop closes without stray tasks."""
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)

@@ -30,7 +30,7 @@ from node.ledger.config import DeployConfig, LedgerConfig
 from node.ledger.outbox import Outbox
 from node.swarm.config import SwarmConfig
 from node.swarm.dht import start_dht
-from node.swarm.rewards_board import RewardsBoard, RewardsPublisher
+from node.swarm.rewards_board import RewardsBoard, RewardsPeer
 from node.validator.service import Validator, ValidatorConfig
 from node.validator.settlement import EpochSettlement, publish
 from node.work.board import install_receipt_validator, receipt_board
@@ -86,7 +86,7 @@ class ServiceConfig:
 class PublishingValidator(Validator):
     """A validator that publishes each settled epoch's rewards tree (``settlement.publish``) right after it."""
 
-    def __init__(self, *args: Any, publisher: RewardsPublisher, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, publisher: RewardsPeer, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.publisher = publisher
         self.published: dict[int, str] = {}  # ledger epoch -> content id of its tree
@@ -112,7 +112,7 @@ class ValidationService:
         self.validators: list[Validator] = []
         self.clients: list[LedgerClient] = []
         self.dhts: list[Any] = []
-        self.publishers: list[RewardsPublisher] = []
+        self.publishers: list[RewardsPeer] = []
         self.threads: list[threading.Thread] = []
         self._stop = False
         self._trainers_done = False
@@ -146,7 +146,7 @@ class ValidationService:
                                       "challenge_window_s": c.challenge_window_s})
             self.dhts.append(dht)
             if c.publish_rewards and i == 0:
-                publisher = RewardsPublisher(RewardsBoard(dht, c.run_id))
+                publisher = RewardsPeer(RewardsBoard(dht, c.run_id))
                 self.publishers.append(publisher)
                 self.validators.append(PublishingValidator(vcfg, board.fetch, None, publisher=publisher))
             else:

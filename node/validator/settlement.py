@@ -3,7 +3,7 @@
     book = RewardBook(run_id, ProportionalPolicy(7000), emission=10**21, owners={shard_id: "0x.."})
     s = book.settle(epoch, verdicts)          # pure bookkeeping; s.root, s.tree, s.cumulative
     post(client, s); save(out_dir, s)         # chain and files
-    publish(publisher, run_id, s)             # the network (node.swarm.rewards_board.RewardsPublisher)
+    publish(publisher, run_id, s)             # the network (node.swarm.rewards_board.RewardsPeer)
 
 Training epoch ``e`` settles as ledger epoch ``e + 1`` (the contract numbers epochs from 1).
 The spot-check seed of epoch ``e`` is the root settled for the epoch before (a genesis hash
@@ -99,7 +99,7 @@ def save(out_dir: Path, s: EpochSettlement) -> None:
 
 
 class RewardsPublisher(Protocol):
-    """Whatever puts a rewards tree on the network (``node.swarm.rewards_board.RewardsPublisher``)."""
+    """Whatever puts a rewards tree on the network (``node.swarm.rewards_board.RewardsPeer``)."""
 
     def publish(self, publication: RewardsPublication) -> str: ...
 

@@ -8,7 +8,7 @@ from contextlib import ExitStack, contextmanager
 from hivemind import DHT
 from hivemind.utils.crypto import RSAPrivateKey
 
-from node.swarm.rewards_board import RewardsBoard, RewardsBoardConfig, RewardsPublisher
+from node.swarm.rewards_board import RewardsBoard, RewardsBoardConfig, RewardsPeer
 from protocol.rewards_publication import RewardsPublication
 from protocol.rewards_tree import RewardsTree
 
@@ -32,13 +32,13 @@ def dht_swarm(n: int) -> Iterator[list[DHT]]:
 
 
 @contextmanager
-def publishers(dhts: list[DHT]) -> Iterator[list[RewardsPublisher]]:
+def publishers(dhts: list[DHT], serve: bool = True) -> Iterator[list[RewardsPeer]]:
     """One publisher per DHT, each with its own key (one process holds them all, so the process-wide key
     would make them one owner)."""
     with ExitStack() as stack:
         made = []
         for d in dhts:
-            p = RewardsPublisher(RewardsBoard(d, RUN, FAST, private_key=RSAPrivateKey()))
+            p = RewardsPeer(RewardsBoard(d, RUN, FAST, private_key=RSAPrivateKey()), serve=serve)
             stack.callback(p.close)
             made.append(p)
         yield made

@@ -6,12 +6,11 @@
 from __future__ import annotations
 
 import pytest
-from hivemind.utils.crypto import RSAPrivateKey
 
-from node.swarm.rewards_board import RewardsBoard, fetch_rewards
+from node.swarm.rewards_board import RewardsPeer
 from protocol.rewards_publication import RewardsMismatch, RewardsPublication, RewardsUnavailable, check_final
 from protocol.rewards_tree import RewardsTree
-from tests.rewards.swarm import FAST, RUN, dht_swarm, forged_bytes, publishers
+from tests.rewards.swarm import RUN, dht_swarm, forged_bytes, publishers
 
 pytestmark = [pytest.mark.swarm]
 
@@ -22,8 +21,7 @@ ALICE, BOB = "0x" + "a1" * 20, "0x" + "b2" * 20
 @pytest.fixture(scope="module")
 def swarm():
     """Peers: 0 the honest validator, 1 a forger, 2 the claimer."""
-    with dht_swarm(3) as dhts, publishers(dhts[:2]) as (honest, forger):
-        claimer = RewardsBoard(dhts[2], RUN, FAST, private_key=RSAPrivateKey())
+    with dht_swarm(3) as dhts, publishers(dhts[:2]) as (honest, forger), publishers(dhts[2:], serve=False) as (claimer,):
         yield honest, forger, claimer
 
 
@@ -31,9 +29,9 @@ def _publication(epoch: int) -> RewardsPublication:
     return RewardsPublication(RUN, epoch, RewardsTree.build({ALICE: 40 * epoch, BOB: 60 * epoch}))
 
 
-def _fetch(claimer: RewardsBoard, pub: RewardsPublication) -> RewardsPublication:
+def _fetch(claimer: RewardsPeer, pub: RewardsPublication) -> RewardsPublication:
     """What the CLI does: fetch the epoch's tree and accept it only with the chain's epoch and root."""
-    return fetch_rewards(claimer, pub.ledger_epoch, lambda p: check_final(p, pub.ledger_epoch, pub.root, RUN),
+    return claimer.fetch(pub.ledger_epoch, lambda p: check_final(p, pub.ledger_epoch, pub.root, RUN),
                          prefer_root=pub.root, timeout=WAIT)
 
 
