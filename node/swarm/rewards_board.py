@@ -123,6 +123,7 @@ class RewardsBoard:
             self.trees.popitem(last=False)
         record = Announcement(tree=tree_id, root=root.hex(), peer=self.dht.peer_id.to_base58(), size=len(data))
         self.records[ledger_epoch] = record
+        self.records = {e: r for e, r in self.records.items() if r.tree in self.trees}  # announce only what is served
         return record
 
     async def announce(self, publication: RewardsPublication) -> str:
@@ -147,16 +148,19 @@ class RewardsBoard:
 
     async def reannounce(self) -> int:
         """Stores again the announcements of the trees still held (before ``ttl`` runs out); returns how many."""
-        held = [(e, r) for e, r in self.records.items() if r.tree in self.trees]
         done = 0
-        for epoch, record in held:
+        for epoch, record in list(self.records.items()):
             done += await self._store(epoch, record)
         return done
 
     async def _store(self, ledger_epoch: int, record: Announcement) -> bool:
         future = self.dht.store(rewards_key(self.run_id, ledger_epoch), record.model_dump(), dht_time() + self.cfg.ttl,
                                 subkey=self.subkey, return_future=True)
-        return bool(await asyncio.wait_for(future, self.cfg.timeout))
+        try:
+            return bool(await asyncio.wait_for(future, self.cfg.timeout))
+        except OSError as e:  # TimeoutError, or the pipe to a DHT process that is gone
+            log.warning("announcement of ledger epoch %d not stored: %s", ledger_epoch, type(e).__name__)
+            return False
 
     async def _handle(self, info: StreamInfo, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -93,3 +93,4 @@ def test_a_publisher_serves_only_its_newest_trees(swarm) -> None:
     for epoch in range(100, 100 + board.cfg.keep + 2):
         board.hold(f"{epoch:064x}", b"x", epoch, bytes(32))
     assert len(board.trees) == board.cfg.keep and f"{100:064x}" not in board.trees
+    assert set(board.records) == set(range(102, 100 + board.cfg.keep + 2))  # only what it still serves
