@@ -59,12 +59,15 @@ def test_bytes_off_the_announced_id_are_refused_and_the_tree_fetched_from_the_ho
 
 
 @pytest.mark.parametrize("kind, named", [("leaves", "wrong leaves"), ("proof", "tampered proof"),
-                                         ("root", "root mismatch")])
+                                         ("root", "root mismatch"), ("id", "content id mismatch")])
 def test_a_forged_tree_alone_is_refused_naming_the_mismatch_and_the_peer(swarm, kind: str, named: str) -> None:
     _, forger, claimer = swarm
-    epoch = {"leaves": 3, "proof": 4, "root": 5}[kind]
+    epoch = {"leaves": 3, "proof": 4, "root": 5, "id": 7}[kind]
     pub = _publication(epoch)
-    forger.publish_raw(epoch, forged_bytes(pub, kind), pub.root)
+    if kind == "id":  # other bytes under the genuine tree's id
+        forger.publish_raw(epoch, forged_bytes(pub, "leaves"), pub.root, tree_id=pub.content_id)
+    else:
+        forger.publish_raw(epoch, forged_bytes(pub, kind), pub.root)
 
     with pytest.raises(RewardsMismatch, match=named) as caught:
         _fetch(claimer, pub)
