@@ -221,7 +221,7 @@ class RewardsBoard:
         for record in records:
             if record.tree in forged_ids:
                 continue
-            where = f"peer {record.peer[-8:]} (tree {record.tree[:12]}…)"
+            where = f"peer {record.peer} (tree {record.tree[:12]}…)"
             try:
                 data = await self._download(p2p, record)
             except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, StreamError, ValueError) as e:
@@ -242,8 +242,9 @@ class RewardsBoard:
                 continue
             return publication
         if refused:
-            raise RewardsMismatch(f"refused every rewards tree announced for ledger epoch {ledger_epoch}: "
-                                  + "; ".join(refused))
+            raise RewardsMismatch(f"refused every rewards tree announced for ledger epoch {ledger_epoch} ("
+                                  + "; ".join(refused) + "); wait until the settling validator has published the "
+                                  "genuine tree, or use a rewards file from a validator you trust")
         raise RewardsUnavailable(f"no announcer of ledger epoch {ledger_epoch} served its rewards tree: "
                                  + "; ".join(unavailable))
 
