@@ -5,7 +5,9 @@ they run no hivemind optimizer, only a DHT client and recomputation). With ``cha
 an anvil from ``contracts/node_modules`` is started and reached over JSON-RPC. Validator 0
 settles (posts roots); the others watch and dispute roots that differ from theirs. After
 training: remaining epochs are settled, the chain's clock is moved past the challenge
-window, posted epochs are finalized, and validator 0 relays every account's claim.
+window, posted epochs are finalized, and validator 0 relays every account's claim. With
+``publish_rewards`` validator 0 also publishes each settled epoch's rewards tree on the network
+(``node.swarm.rewards_board``), so that accounts can claim on their own with ``hivenet rewards claim --run-id``.
 """
 
 from __future__ import annotations
@@ -28,8 +30,11 @@ from node.ledger.config import DeployConfig, LedgerConfig
 from node.ledger.outbox import Outbox
 from node.swarm.config import SwarmConfig
 from node.swarm.dht import start_dht
+from node.swarm.rewards_board import RewardsBoard, RewardsPeer
 from node.validator.service import Validator, ValidatorConfig
+from node.validator.settlement import EpochSettlement, publish
 from node.work.board import install_receipt_validator, receipt_board
+from protocol.rewards_publication import RewardsUnavailable
 
 log = logging.getLogger(__name__)
 ANVIL = Path(__file__).resolve().parents[2] / "contracts" / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
@@ -73,6 +78,31 @@ class ServiceConfig:
     anvil_port: int = 0
     challenge_window_s: int = 600  # the testnet moves the chain's clock past it at the end
     roles: dict[str, str] = field(default_factory=dict)  # address -> "peer" | "data", for the summary
+    # The settling validator publishes each epoch's rewards tree on the network (claims by run id). Off by
+    # default: the testnet relays every claim itself, and serving trees costs a P2P handler per validator.
+    publish_rewards: bool = False
+
+
+class PublishingValidator(Validator):
+    """A validator that publishes each settled epoch's rewards tree (``settlement.publish``) right after it."""
+
+    def __init__(self, *args: Any, publisher: RewardsPeer, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.publisher = publisher
+        self.published: dict[int, str] = {}  # ledger epoch -> content id of its tree
+        self.publish_errors: list[str] = []
+
+    def process(self, epoch: int) -> EpochSettlement:
+        s = super().process(epoch)
+        try:
+            tree_id = publish(self.publisher, self.cfg.run_id, s)
+        except RewardsUnavailable as e:  # the tree stays on disk; claims by run id wait for a later epoch
+            log.warning("ledger epoch %d: rewards tree not published: %s", s.ledger_epoch, e)
+            self.publish_errors.append(f"ledger epoch {s.ledger_epoch}: {e}")
+            return s
+        if tree_id is not None:
+            self.published[s.ledger_epoch] = tree_id
+        return s
 
 
 class ValidationService:
@@ -82,6 +112,7 @@ class ValidationService:
         self.validators: list[Validator] = []
         self.clients: list[LedgerClient] = []
         self.dhts: list[Any] = []
+        self.publishers: list[RewardsPeer] = []
         self.threads: list[threading.Thread] = []
         self._stop = False
         self._trainers_done = False
@@ -114,7 +145,12 @@ class ValidationService:
                                       "mode": "settle" if i == 0 else "watch",
                                       "challenge_window_s": c.challenge_window_s})
             self.dhts.append(dht)
-            self.validators.append(Validator(vcfg, board.fetch, None))
+            if c.publish_rewards and i == 0:
+                publisher = RewardsPeer(RewardsBoard(dht, c.run_id))
+                self.publishers.append(publisher)
+                self.validators.append(PublishingValidator(vcfg, board.fetch, None, publisher=publisher))
+            else:
+                self.validators.append(Validator(vcfg, board.fetch, None))
         for v, client in zip(self.validators, self.clients):
             t = threading.Thread(target=self._run, args=(v, client.account), daemon=True, name="validator")
             t.start()
@@ -155,7 +191,12 @@ class ValidationService:
                 verified[account] = verified.get(account, 0) + n
         rejected = [v.as_dict() for s in main.book.settled for v in s.verdicts if not v.accepted]
         accounts = set(cumulative) | set(self.cfg.roles)
+        published = {}
+        if isinstance(main, PublishingValidator):
+            published = {"rewards_trees": {str(e): t for e, t in main.published.items()},
+                         "rewards_publish_errors": main.publish_errors}
         return {
+            **published,
             "rewards": {a: {"role": self.cfg.roles.get(a, "unknown"), "verified_samples": verified.get(a, 0),
                             "tokens": str(tokens.get(a, 0))} for a in sorted(accounts)},
             "receipts_rejected": len(rejected),
@@ -175,6 +216,8 @@ class ValidationService:
         self._stop = True
         for t in self.threads:
             t.join(10)
+        for publisher in self.publishers:
+            publisher.close()
         for dht in self.dhts:
             dht.shutdown()
         for client in self.clients:

@@ -3,13 +3,16 @@
     book = RewardBook(run_id, ProportionalPolicy(7000), emission=10**21, owners={shard_id: "0x.."})
     s = book.settle(epoch, verdicts)          # pure bookkeeping; s.root, s.tree, s.cumulative
     post(client, s); save(out_dir, s)         # chain and files
+    publish(publisher, run_id, s)             # the network (node.swarm.rewards_board.RewardsPeer)
 
 Training epoch ``e`` settles as ledger epoch ``e + 1`` (the contract numbers epochs from 1).
 The spot-check seed of epoch ``e`` is the root settled for the epoch before (a genesis hash
 for the first), so every validator picks the same receipts. Files written per epoch:
 ``rewards-<ledger epoch>.json`` (the format ``hivenet rewards show|claim`` reads: every
 account's cumulative amount, from which anyone rebuilds its proof) and
-``verdicts-<epoch>.json`` (each receipt's verdict, for audits and disputes).
+``verdicts-<epoch>.json`` (each receipt's verdict, for audits and disputes). ``publish`` puts the
+epoch's tree on the network instead (content-addressed, announced in the DHT, served over P2P), so that an
+account claims from a machine holding nothing but its keystore (``hivenet rewards claim --run-id``).
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from node.ledger.rewards_file import EpochRewards
 from protocol.receipts import Verdict, credits
+from protocol.rewards_publication import RewardsPublication
 from protocol.rewards_tree import RewardsTree
 from protocol.scoring import RewardPolicy, accumulate
 
@@ -92,6 +96,20 @@ def save(out_dir: Path, s: EpochSettlement) -> None:
         "rewards": {k: str(v) for k, v in s.rewards.items()}, "carry": str(s.carry),
     }
     (out_dir / f"verdicts-{s.epoch}.json").write_text(json.dumps(doc, indent=1) + "\n")
+
+
+class RewardsPublisher(Protocol):
+    """Whatever puts a rewards tree on the network (``node.swarm.rewards_board.RewardsPeer``)."""
+
+    def publish(self, publication: RewardsPublication) -> str: ...
+
+
+def publish(publisher: RewardsPublisher, run_id: str, s: EpochSettlement) -> str | None:
+    """Publishes the tree of ``s`` (call it once the epoch is settled); returns its content id, None while
+    nobody has earned anything. Raises RewardsUnavailable when the DHT did not take the announcement."""
+    if s.tree is None:
+        return None
+    return publisher.publish(RewardsPublication(run_id, s.ledger_epoch, s.tree))
 
 
 def dispute_reason(own_root: bytes) -> bytes:
