@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +46,8 @@ from node.validator.status import ValidatorStage, ValidatorState
 from protocol.errors import ChainUnavailable, HivenetError
 
 log = logging.getLogger(__name__)
+# Rewards announcements live a day (node.swarm.rewards_board); renewed well within that.
+REANNOUNCE_S = 6 * 3600.0
 
 FLUSH_TIMEOUT_S = 3.0  # telemetry's last words; SIGTERM-to-exit stays well under 10 s
 
@@ -75,6 +78,8 @@ class ValidatorDaemon:
         self.client: LedgerClient | None = None
         self.validator: Any = None  # node.validator.service.Validator once the model is loaded
         self.dht: Any = None
+        self.rewards: Any = None  # node.swarm.rewards_board.RewardsPeer, in settle mode
+        self._reannounce_at = 0.0
         self.chain_reachable: bool | None = None
 
     # -- side-loop services ---------------------------------------------------------------
@@ -175,12 +180,20 @@ class ValidatorDaemon:
 
         self.dht = start_dht(self.settings.swarm)
         install_receipt_validator(self.dht, self.settings.swarm.run_id)
+        if self.cfg.mode == "settle":  # claimers fetch each settled epoch's rewards tree from the network
+            from node.swarm.rewards_board import RewardsBoard, RewardsPeer
+
+            self.rewards = RewardsPeer(RewardsBoard(self.dht, self.settings.swarm.run_id))
+            self._reannounce_at = time.monotonic() + REANNOUNCE_S
         validator.fetch = receipt_board(self.dht, self.settings.swarm.run_id).fetch
         peer, maddrs = str(peer_id_of(self.dht)), visible_maddrs(self.dht)
         log.info("joined run %s as %s", self.settings.swarm.run_id, peer)
         self.side.call(self.state.on_trainer_status, {"peer_id": peer, "maddrs": maddrs})
 
     def _release(self) -> None:
+        if self.rewards is not None:
+            self.rewards.close()
+            self.rewards = None
         if self.dht is not None:
             self.dht.shutdown()
             self.dht = None
@@ -208,6 +221,9 @@ class ValidatorDaemon:
                 v.process(v.next_epoch)
             v.finalize_due()
             self.chain_reachable = True
+            if self.rewards is not None and time.monotonic() > self._reannounce_at:
+                self._reannounce_at = time.monotonic() + REANNOUNCE_S
+                self.rewards.reannounce()
         except ChainUnavailable as e:
             if self.chain_reachable:
                 log.warning("%s; retrying every %.1f s", e, self.cfg.poll_interval_s)
@@ -225,6 +241,23 @@ class ValidatorDaemon:
         has_root = s.tree is not None
         self.journal.record(s.epoch, v.next_epoch, v.book.cumulative, v.book.carry, v.book.seed, entry,
                             posting=has_root and self.cfg.mode == "settle", watching=has_root and self.cfg.mode == "watch")
+        self._publish_rewards(s)
+
+    def _publish_rewards(self, s: Any) -> None:
+        """The settled tree goes to the network, so an account claims with nothing but its keystore. A DHT that
+        does not take it costs this epoch's announcement only: settlement goes on, the next reannounce retries."""
+        if self.rewards is None:
+            return
+        from node.validator.settlement import publish
+        from protocol.rewards_publication import RewardsUnavailable
+
+        try:
+            tree_id = publish(self.rewards, self.settings.swarm.run_id, s)
+        except RewardsUnavailable as e:
+            log.warning("epoch %d: rewards tree not announced (%s)", s.ledger_epoch, e)
+            return
+        if tree_id is not None:
+            log.info("epoch %d: rewards tree %s published", s.ledger_epoch, tree_id[:16])
 
     def _sync_journal(self) -> None:
         """The journal follows what the chain took: posted roots become final, compared roots are done."""

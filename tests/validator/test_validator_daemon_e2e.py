@@ -80,8 +80,10 @@ class ValidatorProcess:
         self.proc.wait(timeout=10)
         return code
 
-    def output(self) -> str:
-        return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(self.home.parent.glob("validator-*.log")))
+    def output(self, tail: int | None = 3000) -> str:
+        """The validator's logs (each cut to its last ``tail`` characters for failure messages; None: whole)."""
+        logs = [p.read_text(errors="replace") for p in sorted(self.home.parent.glob("validator-*.log"))]
+        return "\n".join(text[-tail:] if tail else text for text in logs)
 
 
 @pytest.mark.timeout(300)
@@ -139,7 +141,8 @@ def test_validator_daemon_settles_on_anvil_and_resumes_after_a_restart(tmp_path:
                 validator.stop()
             net.stop()
         assert not net.failed_peers()
-        assert f"resuming at epoch {resumed_at}" in validator.output()
+        assert f"resuming at epoch {resumed_at}" in validator.output(tail=None)
+        assert "rewards tree" in validator.output(tail=None) and "published" in validator.output(tail=None)
 
         journal = validator.journal()
         posted = [e["epoch"] for e in admin.events("ContributionLedger", "EpochPosted")]
