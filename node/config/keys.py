@@ -222,6 +222,16 @@ KEYS: tuple[Key, ...] = (
         normalize=str.upper, flag="--log-level"),
     Key("log", "file", Path, "Write logs here instead of stderr.", "log.file", flag="--log-file"),
     Key("log", "json", bool, "One JSON object per log line (for log shippers).", "log.json", flag="--log-json"),
+    # Snapshot store and serving (node.work.snapshot_store, node.work.snapshot_service)
+    Key("receipts", "snapshot_cap_mb", int,
+        "Most MiB the snapshot store keeps; the oldest snapshots go first (0: no cap).", "train.snapshot_cap_mb",
+        minimum=0),
+    Key("receipts", "snapshot_keep_epochs", int,
+        "Keep snapshots of this many latest epochs, as long as validators may recompute them (0: all).",
+        "train.snapshot_keep_epochs", minimum=0),
+    Key("receipts", "snapshot_serve", bool,
+        "Serve the snapshots over P2P and announce them in the DHT, for validators on other machines.",
+        "train.snapshot_serve"),
 )
 BY_DOTTED: dict[str, Key] = {k.dotted: k for k in KEYS}
 BY_ENV: dict[str, Key] = {k.env: k for k in KEYS}

@@ -1,0 +1,91 @@
+"""A validator's snapshots from the network: ``NetworkSnapshotSource`` (a ``SnapshotSource``).
+
+The peers that announced a snapshot in the DHT (``node.swarm.snapshot_board``) are asked for it over P2P
+(``node.work.snapshot_exchange``); what arrives is verified by size and hash before use and kept in a
+bounded local cache (``node.work.snapshot_store``).
+
+    source = NetworkSnapshotSource(dht, run_id, Path("validator/snapshots"))
+    checker = ReceiptChecker(cfg, corpus, snapshots=source)
+    ...
+    source.close()
+
+    .venv/bin/python -m pytest tests/work/test_snapshot_fetch.py -q
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from node.swarm.snapshot_board import SnapshotBoard, SnapshotBoardConfig
+from node.swarm.snapshot_p2p import P2PThread
+from node.work.snapshot_exchange import SnapshotFetchConfig, SnapshotFetcher, SnapshotFetchReport
+from node.work.snapshot_source import SnapshotSource
+from node.work.snapshot_store import SnapshotLimits, SnapshotStore, load_raw, raw_size
+from node.work.snapshots import load_snapshot
+
+log = logging.getLogger(__name__)
+
+
+class NetworkSnapshotSource(SnapshotSource):
+    """Fetches snapshots from the peers that announced them; keeps what it verified in ``cache_dir``.
+
+    Holders are looked up in the DHT (again every ``lookup_every_s`` while none has served) and asked in
+    turn; the first whose bytes have the model's size and hash to the wanted id serves. ``reports`` keeps
+    every fetch's outcome (who served, who was refused and why).
+    """
+
+    def __init__(self, dht: Any, run_id: str, cache_dir: Path, cfg: SnapshotFetchConfig = SnapshotFetchConfig(),
+                 cache_limits: SnapshotLimits = SnapshotLimits(keep_epochs=16),
+                 board_cfg: SnapshotBoardConfig = SnapshotBoardConfig()) -> None:
+        self.cfg = cfg
+        self.board = SnapshotBoard(dht, run_id, board_cfg)
+        self.cache = SnapshotStore(cache_dir, cache_limits)
+        self.link = P2PThread(dht, name="hivenet-snapshot-fetch")
+        self.fetcher = SnapshotFetcher(self.link.start(), cfg)
+        self.reports: list[SnapshotFetchReport] = []
+        self._wait = threading.Event()  # never set: a bounded pause between lookups that close() can cut short
+
+    def load(self, model: torch.nn.Module, digest: bytes, epoch: int) -> str | None:
+        if load_snapshot(model, self.cache.directory, digest):
+            return None
+        report = SnapshotFetchReport(digest)
+        self.reports.append(report)
+        raw = self._fetch(digest, raw_size(model), report)
+        if raw is None:
+            reason = report.reason(self.cfg.deadline_s)
+            log.warning("%s", reason)
+            return reason
+        load_raw(model, raw)  # the size was checked against this model before the bytes were read
+        self.cache.put(model, epoch)
+        log.info("snapshot %s fetched from %s", digest.hex()[:16], report.served_by)
+        return None
+
+    def _fetch(self, digest: bytes, size: int, report: SnapshotFetchReport) -> bytes | None:
+        deadline = time.monotonic() + self.cfg.deadline_s
+        while not self._wait.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            report.lookups += 1
+            holders = self.board.holders(digest, timeout=min(left, self.board.cfg.timeout))
+            fresh = [h for h in holders if h.to_base58() not in report.tried()]
+            if fresh:
+                left = deadline - time.monotonic()
+                try:
+                    raw = self.link.run(self.fetcher.fetch(digest, size, fresh, report, deadline), timeout=max(left, 0) + 5)
+                except TimeoutError:
+                    return None
+                if raw is not None:
+                    return raw
+            self._wait.wait(min(self.cfg.lookup_every_s, max(deadline - time.monotonic(), 0)))
+        return None
+
+    def close(self) -> None:
+        self._wait.set()
+        self.link.close()
