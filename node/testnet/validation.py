@@ -6,6 +6,10 @@ an anvil from ``contracts/node_modules`` is started and reached over JSON-RPC. V
 settles (posts roots); the others watch and dispute roots that differ from theirs. After
 training: remaining epochs are settled, the chain's clock is moved past the challenge
 window, posted epochs are finalized, and validator 0 relays every account's claim.
+
+Validators read the trainers' snapshots from the shared folder (``snapshots="local"``, the default) or
+fetch them from the trainers over P2P, as validators on other machines do (``snapshots="network"``:
+``node.work.snapshot_fetch``; each keeps what it fetched in ``<out_dir>/validator<i>/snapshots``).
 """
 
 from __future__ import annotations
@@ -73,6 +77,7 @@ class ServiceConfig:
     anvil_port: int = 0
     challenge_window_s: int = 600  # the testnet moves the chain's clock past it at the end
     roles: dict[str, str] = field(default_factory=dict)  # address -> "peer" | "data", for the summary
+    snapshots: str = "local"  # local: the shared snapshot folder | network: fetched from the trainers over P2P
 
 
 class ValidationService:
@@ -82,6 +87,7 @@ class ValidationService:
         self.validators: list[Validator] = []
         self.clients: list[LedgerClient] = []
         self.dhts: list[Any] = []
+        self.sources: list[Any] = []  # network snapshot sources (snapshots="network"), closed before the DHTs
         self.threads: list[threading.Thread] = []
         self._stop = False
         self._trainers_done = False
@@ -114,7 +120,14 @@ class ValidationService:
                                       "mode": "settle" if i == 0 else "watch",
                                       "challenge_window_s": c.challenge_window_s})
             self.dhts.append(dht)
-            self.validators.append(Validator(vcfg, board.fetch, None))
+            validator = Validator(vcfg, board.fetch, None)
+            if c.snapshots == "network":
+                from node.work.snapshot_fetch import NetworkSnapshotSource
+
+                source = NetworkSnapshotSource(dht, c.run_id, vcfg.out_dir / "snapshots")
+                self.sources.append(source)
+                validator.checker.snapshots = source
+            self.validators.append(validator)
         for v, client in zip(self.validators, self.clients):
             t = threading.Thread(target=self._run, args=(v, client.account), daemon=True, name="validator")
             t.start()
@@ -175,6 +188,8 @@ class ValidationService:
         self._stop = True
         for t in self.threads:
             t.join(10)
+        for source in self.sources:
+            source.close()
         for dht in self.dhts:
             dht.shutdown()
         for client in self.clients:
