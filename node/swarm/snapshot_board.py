@@ -59,15 +59,14 @@ class SnapshotBoard:
                  private_key: SigningKey | None = None) -> None:
         # A DHT keeps the first signature validator it is given: the key defaults to the process-wide one
         # (the optimizer's and the receipt board's); tests running several DHTs in one process pass one each.
-        self.dht, self.run_id, self.cfg, self.private_key = dht, run_id, cfg, private_key
-        self._subkey: bytes | None = None  # made on the first announcement: a reader installs nothing
+        # The signature validator goes in for readers too: a node reads owned records through it.
+        self.dht, self.run_id, self.cfg = dht, run_id, cfg
+        self._subkey = owned_subkey(dht, private_key)
         self._pending: Any = None  # the last announcement's future, checked at the next one
 
     def announce(self, held: Sequence[bytes]) -> None:
         """Stores this peer's record listing ``held`` (newest first); returns at once, without waiting for the
         DHT (a hung DHT must not stall training). A refused or failed earlier store is logged here."""
-        if self._subkey is None:
-            self._subkey = owned_subkey(self.dht, self.private_key)
         previous = self._pending
         if previous is not None and previous.done():
             try:

@@ -25,7 +25,6 @@ from typing import Any, TypeVar
 from hivemind.dht.node import DHTNode
 from hivemind.p2p import P2P
 from hivemind.p2p.p2p_daemon_bindings.utils import P2PDaemonError
-from multiaddr import Multiaddr
 
 from node.swarm.dht import DHT
 
@@ -33,7 +32,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-async def _daemon_listen_maddr(_dht: DHT, node: DHTNode) -> Multiaddr:
+async def _daemon_listen_maddr(_dht: DHT, node: DHTNode) -> Any:
     """Runs inside the DHT process (``DHT.run_coroutine``): the address its p2p daemon listens on for clients."""
     return node.p2p.daemon_listen_maddr
 
