@@ -42,6 +42,9 @@ class SnapshotFetchConfig:
     holder_timeout_s: float = 30.0  # one holder: opening the stream and the whole transfer
     stall_s: float = 10.0  # no byte from a holder for this long: it counts as gone
     lookup_every_s: float = 2.0  # while no holder has served, read the DHT's holders again this often
+    # Give up sooner on a snapshot no peer has announced at all: trainers announce at the epoch's start, long
+    # before its receipts, so it is made up or gone; a receipt naming a random hash costs at most this.
+    unannounced_s: float = 15.0
 
 
 class SnapshotServer:
@@ -113,13 +116,14 @@ class SnapshotFetchReport:
     faulty: dict[str, str] = field(default_factory=dict)  # holder -> what was wrong with its bytes
     unavailable: dict[str, str] = field(default_factory=dict)  # holder -> why it did not serve (not blamed)
     lookups: int = 0  # DHT lookups of the holders
+    elapsed_s: float = 0.0  # seconds the fetch took, lookups included
 
     def tried(self) -> set[str]:
         return set(self.faulty) | set(self.unavailable)
 
-    def reason(self, deadline_s: float) -> str:
+    def reason(self) -> str:
         """Why the snapshot was not fetched, for the validator's record of the receipts naming it."""
-        head = f"snapshot {self.digest.hex()[:16]} not fetched within {deadline_s:g} s"
+        head = f"snapshot {self.digest.hex()[:16]} not fetched (gave up after {self.elapsed_s:.1f} s)"
         if not self.faulty and not self.unavailable:
             return f"{head}: no peer announced it in the DHT ({self.lookups} lookup(s))"
         parts = [f"{peer} sent {why}" for peer, why in sorted(self.faulty.items())]

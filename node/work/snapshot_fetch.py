@@ -36,7 +36,8 @@ class NetworkSnapshotSource(SnapshotSource):
     """Fetches snapshots from the peers that announced them; keeps what it verified in ``cache_dir``.
 
     Holders are looked up in the DHT (again every ``lookup_every_s`` while none has served) and asked in
-    turn; the first whose bytes have the model's size and hash to the wanted id serves. ``reports`` keeps
+    turn; the first whose bytes have the model's size and hash to the wanted id serves. It gives up at
+    ``deadline_s``, or at ``unannounced_s`` when no peer has announced the snapshot at all. ``reports`` keeps
     every fetch's outcome (who served, who was refused and why).
     """
 
@@ -56,9 +57,11 @@ class NetworkSnapshotSource(SnapshotSource):
             return None
         report = SnapshotFetchReport(digest)
         self.reports.append(report)
+        started = time.monotonic()
         raw = self._fetch(digest, raw_size(model), report)
+        report.elapsed_s = time.monotonic() - started
         if raw is None:
-            reason = report.reason(self.cfg.deadline_s)
+            reason = report.reason()
             log.warning("%s", reason)
             return reason
         load_raw(model, raw)  # the size was checked against this model before the bytes were read
@@ -67,13 +70,16 @@ class NetworkSnapshotSource(SnapshotSource):
         return None
 
     def _fetch(self, digest: bytes, size: int, report: SnapshotFetchReport) -> bytes | None:
-        deadline = time.monotonic() + self.cfg.deadline_s
+        started = time.monotonic()
+        deadline = started + self.cfg.deadline_s
+        announced = False
         while not self._wait.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0:
+            now = time.monotonic()
+            if now >= deadline or (not announced and now - started >= self.cfg.unannounced_s):
                 return None
             report.lookups += 1
-            holders = self.board.holders(digest, timeout=min(left, self.board.cfg.timeout))
+            holders = self.board.holders(digest, timeout=min(deadline - now, self.board.cfg.timeout))
+            announced = announced or bool(holders)
             fresh = [h for h in holders if h.to_base58() not in report.tried()]
             if fresh:
                 left = deadline - time.monotonic()

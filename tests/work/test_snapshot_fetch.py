@@ -198,14 +198,18 @@ def test_a_holder_killed_mid_transfer_is_left_for_another(swarm, tmp_path: Path)
             doomed.shutdown()
 
 
-def test_a_snapshot_nobody_serves_fails_at_the_deadline_with_a_reason(swarm, tmp_path: Path) -> None:
+@pytest.mark.parametrize("deadline_s, unannounced_s", [(3.0, 30.0), (30.0, 3.0)], ids=["deadline", "unannounced"])
+def test_a_snapshot_nobody_serves_fails_at_the_deadline_with_a_reason(swarm, tmp_path: Path, deadline_s: float,
+                                                                      unannounced_s: float) -> None:
     dhts, _ = swarm
-    cfg = SnapshotFetchConfig(deadline_s=3.0, holder_timeout_s=2.0, stall_s=1.0, lookup_every_s=0.5)
+    cfg = SnapshotFetchConfig(deadline_s=deadline_s, holder_timeout_s=2.0, stall_s=1.0, lookup_every_s=0.5,
+                              unannounced_s=unannounced_s)
+    limit = min(deadline_s, unannounced_s)
     digest = params_hash(_model(8))
     with network_source(dhts[2], tmp_path, cfg) as source:
         started = time.monotonic()
         reason = source.load(_model(9), digest, 0)
         elapsed = time.monotonic() - started
     assert reason is not None and digest.hex()[:16] in reason and "no peer announced it" in reason
-    assert cfg.deadline_s <= elapsed < cfg.deadline_s + 10  # gave up at the deadline, not before, not much later
+    assert limit <= elapsed < limit + 10  # gave up at the limit, not before, not much later
     assert not source.cache.has(digest)

@@ -135,6 +135,6 @@ def test_no_honest_holder_gives_none_and_a_reason_naming_each(monkeypatch, held)
     store, digest, size = held
     raw, report = asyncio.run(_fetch(monkeypatch, {"bad": WrongHashServer(store), "gone": None}, digest, size))
     assert raw is None and report.served_by is None
-    reason = report.reason(CFG.deadline_s)
+    reason = report.reason()
     assert digest.hex()[:16] in reason and "bad sent bytes hashing to" in reason and "gone was unreachable" in reason
-    assert "no peer announced it" in SnapshotFetchReport(digest).reason(1.0)
+    assert "no peer announced it" in SnapshotFetchReport(digest).reason()
