@@ -120,18 +120,35 @@ class ValidationService:
                                       "mode": "settle" if i == 0 else "watch",
                                       "challenge_window_s": c.challenge_window_s})
             self.dhts.append(dht)
-            validator = Validator(vcfg, board.fetch, None)
             if c.snapshots == "network":
-                from node.work.snapshot_fetch import NetworkSnapshotSource
-
-                source = NetworkSnapshotSource(dht, c.run_id, vcfg.out_dir / "snapshots")
-                self.sources.append(source)
-                validator.checker.snapshots = source
+                validator = self._fetching_validator(vcfg, board, dht)
+            else:
+                validator = Validator(vcfg, board.fetch, None)
             self.validators.append(validator)
         for v, client in zip(self.validators, self.clients):
             t = threading.Thread(target=self._run, args=(v, client.account), daemon=True, name="validator")
             t.start()
             self.threads.append(t)
+
+    def _fetching_validator(self, vcfg: ValidatorConfig, board: Any, dht: Any) -> Validator:
+        """A validator whose checker fetches snapshots over P2P, each as soon as a receipt names it (while the
+        trainers that hold it are still up: the last epochs settle after they left)."""
+        from node.work.snapshot_fetch import NetworkSnapshotSource
+
+        source = NetworkSnapshotSource(dht, self.cfg.run_id, vcfg.out_dir / "snapshots")
+        self.sources.append(source)
+        holder: list[Validator] = []
+
+        def fetch(epoch: int) -> list[Any]:
+            receipts = board.fetch(epoch)
+            # The checker's model is scratch space between checks (each check loads its snapshot first).
+            source.prefetch(holder[0].checker.model, [(s.receipt.params_hash, epoch) for s in receipts])
+            return receipts
+
+        validator = Validator(vcfg, fetch, None)
+        validator.checker.snapshots = source
+        holder.append(validator)
+        return validator
 
     def _client(self, account: Any) -> LedgerClient:
         """A client of this thread: the outbox's SQLite connection must not cross threads."""

@@ -50,6 +50,7 @@ class NetworkSnapshotSource(SnapshotSource):
         self.link = P2PThread(dht, name="hivenet-snapshot-fetch")
         self.fetcher = SnapshotFetcher(self.link.start(), cfg)
         self.reports: list[SnapshotFetchReport] = []
+        self._prefetch_failed: set[bytes] = set()
         self._wait = threading.Event()  # never set: a bounded pause between lookups that close() can cut short
 
     def load(self, model: torch.nn.Module, digest: bytes, epoch: int) -> str | None:
@@ -68,6 +69,21 @@ class NetworkSnapshotSource(SnapshotSource):
         self.cache.put(model, epoch)
         log.info("snapshot %s fetched from %s", digest.hex()[:16], report.served_by)
         return None
+
+    def prefetch(self, model: torch.nn.Module, wanted: list[tuple[bytes, int]]) -> int:
+        """Fetches into the cache the snapshots (params hash, epoch) that are not there yet, using ``model`` as
+        scratch space; returns how many it fetched. A validator calls it as soon as receipts name a snapshot,
+        while the trainers that hold it are still up; one that failed here is not tried again here (the check
+        itself asks once more)."""
+        fetched = 0
+        for digest, epoch in dict(wanted).items():
+            if digest in self._prefetch_failed or self.cache.has(digest):
+                continue
+            if self.load(model, digest, epoch) is None:
+                fetched += 1
+            else:
+                self._prefetch_failed.add(digest)
+        return fetched
 
     def _fetch(self, digest: bytes, size: int, report: SnapshotFetchReport) -> bytes | None:
         started = time.monotonic()
