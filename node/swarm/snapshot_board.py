@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -42,7 +42,7 @@ class HolderRecord(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
     peer: str = Field(min_length=20, max_length=128, pattern=r"^[1-9A-HJ-NP-Za-km-z]+$")  # base58 libp2p peer id
-    held: tuple[str, ...] = Field(max_length=MAX_HELD)
+    held: list[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = Field(max_length=MAX_HELD)  # msgpack gives lists
 
     def holds(self, digest: bytes) -> bool:
         return digest.hex() in self.held

@@ -138,3 +138,17 @@ def test_no_honest_holder_gives_none_and_a_reason_naming_each(monkeypatch, held)
     reason = report.reason()
     assert digest.hex()[:16] in reason and "bad sent bytes hashing to" in reason and "gone was unreachable" in reason
     assert "no peer announced it" in SnapshotFetchReport(digest).reason()
+
+
+def test_holder_records_parse_as_the_dht_returns_them_and_refuse_malformed_ones() -> None:
+    from pydantic import ValidationError
+
+    from node.swarm.snapshot_board import MAX_HELD, HolderRecord
+
+    peer = "12D3KooWN6oJNFNRjxzxpRVCZBceXa5U9gf7isZuZssd7pd5bvuK"
+    record = HolderRecord.model_validate({"peer": peer, "held": ["ab" * 32]})  # msgpack gives lists
+    assert record.holds(bytes.fromhex("ab" * 32)) and not record.holds(b"\x00" * 32)
+    for bad in ({"peer": peer, "held": ["not hex"]}, {"peer": peer, "held": ["ab" * 32] * (MAX_HELD + 1)},
+                {"peer": "0OIl" * 10, "held": []}, {"peer": peer, "held": [], "extra": 1}):
+        with pytest.raises(ValidationError):
+            HolderRecord.model_validate(bad)
