@@ -1,6 +1,6 @@
 """A real trainer node serves its epoch-start snapshots: a validator-like DHT node of the test's own finds
 them in the DHT, fetches one over P2P and gets parameters that hash to the receipt's ``params_hash``, without
-reading the trainer's folder; the trainer's store keeps only its last epochs (``--snapshot-keep-epochs``)."""
+reading the trainer's folder; the trainer's store keeps only its last epochs (``--snapshot-keep-epochs``); SIGTERM still exits 0 within 10 s."""
 
 from __future__ import annotations
 
@@ -35,3 +35,5 @@ def test_a_trainer_serves_the_snapshot_its_receipt_names_and_keeps_only_its_last
             source.close()
         held = SnapshotStore(snapshots).digests()
         assert 1 <= len(held) <= KEEP  # epochs KEEP or more behind the newest were pruned
+        code, took = peer.terminate(timeout=30)  # serving must not slow the stop down
+        assert code == 0 and took < 10.0, f"exit {code} after {took:.1f} s"
