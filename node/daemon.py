@@ -153,12 +153,28 @@ class Daemon:
             install_receipt_validator(joined.dht, swarm.run_id)  # every peer refuses forged receipts, signer or not
             if train.keystore is None:
                 return None
+            snapshots = None
+            if train.snapshot_dir is not None:  # a bounded store; served so that validators elsewhere can fetch
+                from node.work.snapshot_store import SnapshotLimits, SnapshotStore
+
+                store = SnapshotStore(train.snapshot_dir, SnapshotLimits(
+                    cap_bytes=train.snapshot_cap_mb << 20, keep_epochs=train.snapshot_keep_epochs))
+                snapshots = store
+                if train.snapshot_serve:
+                    from node.swarm.streams import StreamError
+                    from node.work.snapshot_service import serve_snapshots
+
+                    try:
+                        snapshots = serve_snapshots(joined.dht, swarm.run_id, store)
+                    except (TimeoutError, OSError, StreamError) as e:  # training goes on; only remote checks need it
+                        log.warning("snapshots are stored but not served (%s); validators on other machines "
+                                    "cannot check this node's receipts", e)
             return open_recorder(RecorderConfig(
                 run_id=swarm.run_id, peer_id=joined.peer_id, batch_size=train.batch_size,
                 n_samples=corpus.n_train_samples(train.model.block_size), train_bytes=len(corpus.train),
                 keystore=train.keystore, password_file=train.password_file, shard_store=train.shard_store,
                 snapshot_dir=train.snapshot_dir, checkpoint=train.checkpoint_path),
-                receipt_board(joined.dht, swarm.run_id).publish)
+                receipt_board(joined.dht, swarm.run_id).publish, snapshots)
 
         self._trainer = Trainer(swarm, train, sync=sync, receipts=receipts if sync.signs_receipts else None,
                                 hooks=self.hooks, on_status=self._on_status, on_event=self._on_event)

@@ -262,6 +262,16 @@ KEYS: tuple[Key, ...] = (
         "validator.receipt_probability", minimum=0, flag="--validator-receipt-probability"),
     Key("validator", "poll_interval", float, "Seconds between reads of the DHT's receipts and of the chain.",
         "validator.poll_interval_s", minimum=0.05, flag="--validator-poll-interval"),
+    # Snapshot store and serving (node.work.snapshot_store, node.work.snapshot_service)
+    Key("receipts", "snapshot_cap_mb", int,
+        "Most MiB the snapshot store keeps; the oldest snapshots go first (0: no cap).", "train.snapshot_cap_mb",
+        minimum=0),
+    Key("receipts", "snapshot_keep_epochs", int,
+        "Keep snapshots of this many latest epochs, as long as validators may recompute them (0: all).",
+        "train.snapshot_keep_epochs", minimum=0),
+    Key("receipts", "snapshot_serve", bool,
+        "Serve the snapshots over P2P and announce them in the DHT, for validators on other machines.",
+        "train.snapshot_serve"),
 )
 BY_DOTTED: dict[str, Key] = {k.dotted: k for k in KEYS}
 BY_ENV: dict[str, Key] = {k.env: k for k in KEYS}

@@ -8,6 +8,10 @@ training: remaining epochs are settled, the chain's clock is moved past the chal
 window, posted epochs are finalized, and validator 0 relays every account's claim. With
 ``publish_rewards`` validator 0 also publishes each settled epoch's rewards tree on the network
 (``node.swarm.rewards_board``), so that accounts can claim on their own with ``hivenet rewards claim --run-id``.
+
+Validators read the trainers' snapshots from the shared folder (``snapshots="local"``, the default) or
+fetch them from the trainers over P2P, as validators on other machines do (``snapshots="network"``:
+``node.work.snapshot_fetch``; each keeps what it fetched in ``<out_dir>/validator<i>/snapshots``).
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ import logging
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +84,7 @@ class ServiceConfig:
     anvil_port: int = 0
     challenge_window_s: int = 600  # the testnet moves the chain's clock past it at the end
     roles: dict[str, str] = field(default_factory=dict)  # address -> "peer" | "data", for the summary
+    snapshots: str = "local"  # local: the shared snapshot folder | network: fetched from the trainers over P2P
     # The settling validator publishes each epoch's rewards tree on the network (claims by run id). Off by
     # default: the testnet relays every claim itself, and serving trees costs a P2P handler per validator.
     publish_rewards: bool = False
@@ -113,6 +120,7 @@ class ValidationService:
         self.clients: list[LedgerClient] = []
         self.dhts: list[Any] = []
         self.publishers: list[RewardsPeer] = []
+        self.sources: list[Any] = []  # network snapshot sources (snapshots="network"), closed before the DHTs
         self.threads: list[threading.Thread] = []
         self._stop = False
         self._trainers_done = False
@@ -145,16 +153,41 @@ class ValidationService:
                                       "mode": "settle" if i == 0 else "watch",
                                       "challenge_window_s": c.challenge_window_s})
             self.dhts.append(dht)
+            publisher = None
             if c.publish_rewards and i == 0:
                 publisher = RewardsPeer(RewardsBoard(dht, c.run_id))
                 self.publishers.append(publisher)
-                self.validators.append(PublishingValidator(vcfg, board.fetch, None, publisher=publisher))
+            make = partial(PublishingValidator, publisher=publisher) if publisher is not None else Validator
+            if c.snapshots == "network":
+                validator = self._fetching_validator(vcfg, board, dht, make)
             else:
-                self.validators.append(Validator(vcfg, board.fetch, None))
+                validator = make(vcfg, board.fetch, None)
+            self.validators.append(validator)
         for v, client in zip(self.validators, self.clients):
             t = threading.Thread(target=self._run, args=(v, client.account), daemon=True, name="validator")
             t.start()
             self.threads.append(t)
+
+    def _fetching_validator(self, vcfg: ValidatorConfig, board: Any, dht: Any,
+                            make: Callable[..., Validator] = Validator) -> Validator:
+        """A validator whose checker fetches snapshots over P2P, each as soon as a receipt names it (while the
+        trainers that hold it are still up: the last epochs settle after they left)."""
+        from node.work.snapshot_fetch import NetworkSnapshotSource
+
+        source = NetworkSnapshotSource(dht, self.cfg.run_id, vcfg.out_dir / "snapshots")
+        self.sources.append(source)
+        holder: list[Validator] = []
+
+        def fetch(epoch: int) -> list[Any]:
+            receipts = board.fetch(epoch)
+            # The checker's model is scratch space between checks (each check loads its snapshot first).
+            source.prefetch(holder[0].checker.model, [(s.receipt.params_hash, epoch) for s in receipts])
+            return receipts
+
+        validator = make(vcfg, fetch, None)
+        validator.checker.snapshots = source
+        holder.append(validator)
+        return validator
 
     def _client(self, account: Any) -> LedgerClient:
         """A client of this thread: the outbox's SQLite connection must not cross threads."""
@@ -216,6 +249,8 @@ class ValidationService:
         self._stop = True
         for t in self.threads:
             t.join(10)
+        for source in self.sources:
+            source.close()
         for publisher in self.publishers:
             publisher.close()
         for dht in self.dhts:

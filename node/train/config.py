@@ -61,6 +61,12 @@ class TrainConfig:
     keystore: Path | None = None  # sign work receipts with this keystore's Ethereum account (None: no receipts)
     password_file: Path | None = None  # file holding the keystore password (first line)
     snapshot_dir: Path | None = None  # epoch-start parameters for validators, content-addressed (see node.work.snapshots)
+    # The snapshot store's bounds (node.work.snapshot_store): validators recompute an epoch until it is settled
+    # (and watchers until its challenge ends), so keep that many epochs; the cap bounds the disk whatever the
+    # model size. 0 keeps everything, as a store without bounds did.
+    snapshot_cap_mb: int = 0
+    snapshot_keep_epochs: int = 0
+    snapshot_serve: bool = True  # serve the snapshots over P2P and announce them in the DHT (validators elsewhere fetch them)
     # How peers combine their work: "sync" averages gradients every collaborative epoch (hivemind.Optimizer);
     # "diloco" takes diloco.inner_steps local AdamW steps, then averages the parameter change (node.sync.diloco).
     mode: str = "sync"

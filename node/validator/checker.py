@@ -16,6 +16,11 @@ Order (every validator reaches the same verdicts from the same receipts):
    (``protocol.receipts.is_selected``); a picked receipt is recomputed from its snapshot and
    its assigned batches and accepted when the relative sketch error is at most ``tol``.
 
+Snapshots come from a ``node.work.snapshot_source.SnapshotSource``: the folder ``snapshot_dir`` by
+default, or the network (``NetworkSnapshotSource``, passed as ``snapshots``). A snapshot that cannot be
+had earns its receipts nothing (``PARAMS_MISMATCH``); why is kept in ``unavailable`` (params hash ->
+reason) for the epoch last checked, and logged.
+
 Unpicked receipts that pass 1 and 2 are accepted (the spot check deters by its odds and by
 slashing past a threshold of rejections, see ``node.validator.settlement``).
 """
@@ -34,7 +39,7 @@ import torch
 from node.train.data import Corpus, assigned_batch
 from node.train.model import GPT, GPTConfig, build_model
 from node.work.sketch import recompute_sketch
-from node.work.snapshots import load_snapshot
+from node.work.snapshot_source import LocalSnapshotSource, SnapshotSource
 from node.work.wire import recover_signer
 from protocol.receipts import (
     EpochRules, Reject, SignedReceipt, Verdict, duplicates, is_selected, sketch_error, static_check,
@@ -55,25 +60,37 @@ DEFAULT_PARAM_TOL = 0.05
 @dataclass(frozen=True)
 class CheckerConfig:
     model: GPTConfig  # the run's model (every peer and validator must agree)
-    snapshot_dir: Path  # epoch-start parameter snapshots (see node.work.snapshots)
+    snapshot_dir: Path  # epoch-start parameter snapshots (see node.work.snapshots), unless a source is given
     tol: float = DEFAULT_TOL  # accepted relative L2 error between claimed and recomputed sketch
     param_tol: float = DEFAULT_PARAM_TOL  # accepted relative distance of a receipt's parameters to the epoch's reference
     threads: int = 1  # torch threads for recomputation
 
 
 class ReceiptChecker:
-    def __init__(self, cfg: CheckerConfig, corpus: Corpus) -> None:
+    def __init__(self, cfg: CheckerConfig, corpus: Corpus, snapshots: SnapshotSource | None = None) -> None:
         self.cfg, self.corpus = cfg, corpus
+        self.snapshots = snapshots if snapshots is not None else LocalSnapshotSource(cfg.snapshot_dir)
+        self.unavailable: dict[bytes, str] = {}  # params hash -> why its snapshot could not be had (last epoch checked)
         self.model: GPT = build_model(cfg.model, seed=0)  # weights always come from a snapshot
         self.errors: list[float] = []  # relative sketch errors of every recomputation (for calibration)
 
     def _flat(self) -> torch.Tensor:
         return torch.cat([p.detach().reshape(-1) for p in self.model.parameters()])
 
-    def _params_ok(self, digest: bytes, reference: bytes, cache: dict[bytes, torch.Tensor | None]) -> bool:
-        for d in {digest, reference}:
+    def _load(self, digest: bytes, epoch: int) -> bool:
+        """Loads the snapshot into the model; a snapshot that failed once is not asked for again this epoch."""
+        if digest in self.unavailable:
+            return False
+        reason = self.snapshots.load(self.model, digest, epoch)
+        if reason is not None:
+            self.unavailable[digest] = reason
+            log.info("epoch %d: receipts naming parameters %s earn nothing: %s", epoch, digest.hex()[:16], reason)
+        return reason is None
+
+    def _params_ok(self, digest: bytes, reference: bytes, epoch: int, cache: dict[bytes, torch.Tensor | None]) -> bool:
+        for d in sorted({digest, reference}):
             if d not in cache:
-                cache[d] = self._flat().clone() if load_snapshot(self.model, self.cfg.snapshot_dir, d) else None
+                cache[d] = self._flat().clone() if self._load(d, epoch) else None
         mine, ref = cache[digest], cache[reference]
         if mine is None or ref is None:
             return False
@@ -81,6 +98,7 @@ class ReceiptChecker:
 
     def check_epoch(self, receipts: Sequence[SignedReceipt], rules: EpochRules, seed: bytes, p: float) -> list[Verdict]:
         torch.set_num_threads(self.cfg.threads)
+        self.unavailable = {}
         verdicts: list[Verdict | None] = [None] * len(receipts)
         for i, signed in enumerate(receipts):
             reason = static_check(signed, recover_signer(signed), rules)
@@ -97,7 +115,7 @@ class ReceiptChecker:
             cache: dict[bytes, torch.Tensor | None] = {}
             for i in live:
                 r = receipts[i].receipt
-                if not self._params_ok(r.params_hash, reference, cache):
+                if not self._params_ok(r.params_hash, reference, r.epoch, cache):
                     verdicts[i] = Verdict(r, accepted=False, checked=False, reason=Reject.PARAMS_MISMATCH)
         for i in live:
             if verdicts[i] is not None:
@@ -113,7 +131,7 @@ class ReceiptChecker:
 
     def _recompute(self, signed: SignedReceipt) -> Verdict:
         r = signed.receipt
-        if not load_snapshot(self.model, self.cfg.snapshot_dir, r.params_hash):
+        if not self._load(r.params_hash, r.epoch):
             return Verdict(r, accepted=False, checked=True, reason=Reject.PARAMS_MISMATCH)
         block = self.cfg.model.block_size
         recomputed = recompute_sketch(self.model, r, lambda step: assigned_batch(

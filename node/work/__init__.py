@@ -7,7 +7,13 @@
     wire.py       receipt signatures and the strict wire schema every peer parses
     spool.py      receipts the DHT has not accepted yet, kept across a restart
     board.py      the DHT receipt board of ``node.swarm`` bound to this wire format
+    snapshot_store.py     a bounded store of snapshots (keep N epochs, a byte cap), their raw form
+    snapshot_exchange.py  the snapshot protocol over P2P streams: server, verifying fetcher
+    snapshot_service.py   a trainer's served store (serves, announces in the DHT)
+    snapshot_source.py    where a validator's checker gets snapshots: SnapshotSource, the local folder
+    snapshot_fetch.py     NetworkSnapshotSource: from the holders the DHT names, verified, cached
 
-No module here imports hivemind: the DHT part lives in ``node.swarm.receipt_board``, which
-``board.py`` binds; the rest (the validator's recomputation included) loads without it.
+No module here imports hivemind: the DHT and P2P parts live in ``node.swarm`` (``receipt_board``,
+``snapshot_board``, ``snapshot_p2p``, ``streams``), which ``board.py`` and the snapshot modules use;
+the validator's recomputation from a local folder loads without them.
 """

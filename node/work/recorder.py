@@ -9,7 +9,8 @@ every epoch end and by ``flush``; what is still pending then goes to a spool fil
 the checkpoint (``node.work.spool``), and the next start publishes it. The epoch in
 progress at a stop gets no receipt: its gradients never reached an average, and the
 restarted peer redoes it. Parameters at the start of each epoch are written to
-``snapshot_dir`` (``node.work.snapshots``), where validators recompute from them.
+``snapshot_dir`` (``node.work.snapshots``), where validators recompute from them, or put into
+``snapshots`` (a bounded store, maybe served to validators over P2P: ``node.work.snapshot_service``).
 
 A trainer builds its recorder with ``open_recorder(RecorderConfig(...), publish)``; the
 DHT's record validator is installed by the trainer itself (``node.work.board``).
@@ -28,6 +29,7 @@ import torch
 from node.identity import load_keystore
 from node.work.layout import shard_layout
 from node.work.sketch import CountSketch, flat_grad, params_hash, receipt_sketcher
+from node.work.snapshot_store import SnapshotKeeper
 from node.work.snapshots import save_snapshot
 from node.work.spool import ReceiptSpool, spool_path
 from node.work.wire import sign_receipt
@@ -47,6 +49,7 @@ class WorkConfig:
     layout: CorpusLayout  # vetted shards of the corpus, for data credit
     snapshot_dir: Path | None  # where epoch-start parameters go (None: nowhere; receipts cannot be checked)
     publish_timeout_s: float = 5.0  # one DHT store of a receipt; a hung DHT must stall neither training nor the stop
+    snapshots: SnapshotKeeper | None = None  # takes the epoch-start parameters instead of snapshot_dir (bounded, served)
 
 
 def _identity(signed: SignedReceipt) -> bytes:
@@ -93,8 +96,11 @@ class WorkRecorder:
         self._epoch, self._steps, self._broken = epoch, 0, False
         self._sketcher = receipt_sketcher(model, self.cfg.run_id, epoch, self.cfg.peer_id)
         self._sum = torch.zeros(self._sketcher.dim, dtype=torch.float64)
-        snap = self.cfg.snapshot_dir
-        self._params_hash = save_snapshot(model, snap) if snap is not None else params_hash(model)
+        snap, keeper = self.cfg.snapshot_dir, self.cfg.snapshots
+        if keeper is not None:
+            self._params_hash = keeper.put(model, epoch)
+        else:
+            self._params_hash = save_snapshot(model, snap) if snap is not None else params_hash(model)
 
     def on_epoch_end(self, epoch: int, counted: bool = True) -> SignedReceipt | None:
         """Signs and publishes the receipt of ``epoch`` (the epoch that just ended), if complete and ``counted``:
@@ -164,14 +170,15 @@ class RecorderConfig:
     checkpoint: Path | None = None  # unpublished receipts are spooled next to it (None: kept in memory only)
 
 
-def open_recorder(cfg: RecorderConfig, publish: Publish) -> WorkRecorder:
+def open_recorder(cfg: RecorderConfig, publish: Publish, snapshots: SnapshotKeeper | None = None) -> WorkRecorder:
     """The trainer's recorder: unlocks the keystore, reads the spool, and publishes what a previous run of
-    this node left there (what the DHT does not take yet is tried again at each epoch end and the stop)."""
+    this node left there (what the DHT does not take yet is tried again at each epoch end and the stop).
+    ``snapshots``, when given, takes the epoch-start parameters instead of ``cfg.snapshot_dir``."""
     password = cfg.password_file.read_text().strip() if cfg.password_file is not None else ""
     account = load_keystore(cfg.keystore, password).account
     layout = shard_layout(cfg.shard_store, cfg.run_id, cfg.train_bytes) if cfg.shard_store is not None else CorpusLayout()
     work = WorkConfig(run_id=cfg.run_id, peer_id=cfg.peer_id, batch_size=cfg.batch_size, n_samples=cfg.n_samples,
-                      layout=layout, snapshot_dir=cfg.snapshot_dir)
+                      layout=layout, snapshot_dir=cfg.snapshot_dir, snapshots=snapshots)
     spool = ReceiptSpool(spool_path(cfg.checkpoint), cfg.run_id) if cfg.checkpoint is not None else None
     recorder = WorkRecorder(work, lambda r: sign_receipt(account, r), account.address, publish, spool)
     if recorder.pending:
