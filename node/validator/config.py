@@ -25,8 +25,9 @@ class ValidatorDaemonConfig:
     # The Ethereum account that posts roots and disputes (needs the ledger's VALIDATOR_ROLE and gas).
     keystore: Path | None = None
     password_file: Path | None = None  # first line: the keystore password (None: the empty password)
-    # Where epoch-start parameter snapshots are read from (content-addressed); None: <home>/snapshots.
-    # A receipt whose snapshot is not there is rejected for that epoch.
+    # A folder the trainers write epoch-start snapshots to (content-addressed), on one machine; None: fetch
+    # each snapshot over P2P from the trainers that hold it (kept in <home>/snapshots). A receipt whose
+    # snapshot nobody serves before the deadline is rejected for that epoch.
     snapshot_dir: Path | None = None
     # settle: post each epoch's root | watch: recompute and dispute a posted root that differs from ours.
     mode: str = "settle"

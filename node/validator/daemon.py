@@ -79,6 +79,7 @@ class ValidatorDaemon:
         self.validator: Any = None  # node.validator.service.Validator once the model is loaded
         self.dht: Any = None
         self.rewards: Any = None  # node.swarm.rewards_board.RewardsPeer, in settle mode
+        self.snapshots: Any = None  # node.work.snapshot_fetch.NetworkSnapshotSource, without a snapshot folder
         self._reannounce_at = 0.0
         self.chain_reachable: bool | None = None
 
@@ -185,12 +186,30 @@ class ValidatorDaemon:
 
             self.rewards = RewardsPeer(RewardsBoard(self.dht, self.settings.swarm.run_id))
             self._reannounce_at = time.monotonic() + REANNOUNCE_S
-        validator.fetch = receipt_board(self.dht, self.settings.swarm.run_id).fetch
+        board = receipt_board(self.dht, self.settings.swarm.run_id)
+        if self.cfg.snapshot_dir is not None:  # a folder the trainers write to (one machine): read it
+            validator.fetch = board.fetch
+        else:  # no shared disk: fetch each snapshot from the trainers that hold it, as soon as a receipt names it
+            from node.work.snapshot_fetch import NetworkSnapshotSource
+
+            source = NetworkSnapshotSource(self.dht, self.settings.swarm.run_id, self.cfg.home / "snapshots")
+            self.snapshots = source
+            validator.checker.snapshots = source
+
+            def fetch(epoch: int) -> list[Any]:
+                receipts = board.fetch(epoch)
+                source.prefetch(validator.checker.model, [(r.receipt.params_hash, epoch) for r in receipts])
+                return receipts
+
+            validator.fetch = fetch
         peer, maddrs = str(peer_id_of(self.dht)), visible_maddrs(self.dht)
         log.info("joined run %s as %s", self.settings.swarm.run_id, peer)
         self.side.call(self.state.on_trainer_status, {"peer_id": peer, "maddrs": maddrs})
 
     def _release(self) -> None:
+        if self.snapshots is not None:
+            self.snapshots.close()
+            self.snapshots = None
         if self.rewards is not None:
             self.rewards.close()
             self.rewards = None
