@@ -2,8 +2,8 @@
 restart mid-run resumes from its home without settling any epoch twice.
 
 anvil with the contracts deployed by an admin; two trainer processes (the testnet's, with no validator of its
-own) signing receipts and writing snapshots; the validator daemon joins their DHT through the bootstrap peer,
-is stopped by SIGTERM after two settled epochs (exit 0), started again, and settles the rest. Each ledger
+own) signing receipts, each keeping its own snapshots; the validator daemon joins their DHT through the
+bootstrap peer and fetches every snapshot it checks from them over P2P (no folder shared with it), is stopped by SIGTERM after two settled epochs (exit 0), started again, and settles the rest. Each ledger
 epoch is posted exactly once, with the root the validator's journal holds, and every receipt checks out.
 """
 
@@ -102,12 +102,12 @@ def test_validator_daemon_settles_on_anvil_and_resumes_after_a_restart(tmp_path:
         admin.grant_validator(address)
 
         run_dir = tmp_path / "net"
-        snapshots = run_dir / "snapshots"
-        peer_args = {}
+        peer_args = {}  # each trainer keeps its own snapshots: the validator fetches them over P2P (no shared disk)
         for i in range(PEERS):
             make_keystore(run_dir / f"peer{i}" / "node.key")
             peer_args[i] = ("--keystore", str(run_dir / f"peer{i}" / "node.key"), "--password-file",
-                            str(run_dir / f"peer{i}" / "node.pass"), "--snapshot-dir", str(snapshots))
+                            str(run_dir / f"peer{i}" / "node.pass"), "--snapshot-dir",
+                            str(run_dir / f"peer{i}" / "snapshots"))
         net = Testnet(TestnetConfig(run_dir=run_dir, peers=PEERS, run_id=RUN, contributors=0, epochs=EPOCHS, n_layer=2,
                                     n_embd=64, target_batch_size=64, batch_size=16, device="cpu", broker="",
                                     peer_args=peer_args))
@@ -119,7 +119,7 @@ def test_validator_daemon_settles_on_anvil_and_resumes_after_a_restart(tmp_path:
                 "--run-id", RUN, "--initial-peers", net.bootstrap, "--rpc-url", rpc,
                 "--deployment", str(tmp_path / "deployment.json"), "--validator-keystore", str(validator_key),
                 "--validator-password-file", str(validator_key.with_suffix(".pass")),
-                "--validator-snapshot-dir", str(snapshots), "--validator-home", str(home),
+                "--validator-home", str(home),
                 "--n-layer", "2", "--n-embd", "64", "--target-batch-size", "64", "--broker", "",
                 "--status-listen", "127.0.0.1:0", "--validator-poll-interval", "0.5"], home)
             validator.start()
