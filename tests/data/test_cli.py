@@ -25,18 +25,18 @@ def test_add_ls_verify_vet_rm(tmp_path):
     (tmp_path / "eval.txt").write_bytes(evals)
     added = _cli(store, "add", str(tmp_path / "in"), "--license", "PSF-2.0", "--chunk-size", "8192", "--json")
     assert added.exit_code == 0, added.output
-    info = json.loads(added.output)
+    info = json.loads(added.stdout)
     sid = info["shard_id"]
     assert info["chunks"] > 5 and info["records"] > 100
-    assert [s["shard_id"] for s in json.loads(_cli(store, "ls", "--json").output)] == [sid]
+    assert [s["shard_id"] for s in json.loads(_cli(store, "ls", "--json").stdout)] == [sid]
     ok = _cli(store, "verify", sid[:10], "--json")
-    assert ok.exit_code == 0 and json.loads(ok.output)["ok"] is True
+    assert ok.exit_code == 0 and json.loads(ok.stdout)["ok"] is True
 
     vet = _cli(store, "vet", sid[:10], "--run", "demo", "--eval", str(tmp_path / "eval.txt"), "--json")
     assert vet.exit_code == 0, vet.output
-    report = json.loads(vet.output)
+    report = json.loads(vet.stdout)
     assert report["verdict"] == "pass" and [c["name"] for c in report["checks"]][0] == "integrity"
-    assert json.loads(_cli(store, "inspect", sid[:10], "--json").output)["vetting"]["demo"]["verdict"] == "pass"
+    assert json.loads(_cli(store, "inspect", sid[:10], "--json").stdout)["vetting"]["demo"]["verdict"] == "pass"
 
     chunk = store / "shards" / sid / "chunks" / "000003"
     data = bytearray(chunk.read_bytes())
@@ -44,10 +44,10 @@ def test_add_ls_verify_vet_rm(tmp_path):
     chunk.write_bytes(bytes(data))
     bad = runner.invoke(app, ["shard", "verify", sid[:10], "--store", str(store)])
     assert bad.exit_code == 1 and "chunk(s) 3 of shard" in bad.output
-    assert json.loads(_cli(store, "verify", sid, "--json").output)["bad_chunks"] == [3]
+    assert json.loads(_cli(store, "verify", sid, "--json").stdout)["bad_chunks"] == [3]
 
     assert _cli(store, "rm", sid[:10]).exit_code == 0
-    assert json.loads(_cli(store, "ls", "--json").output) == []
+    assert json.loads(_cli(store, "ls", "--json").stdout) == []
 
 
 def test_bad_input_exits_2_with_the_reason_and_changes_nothing(tmp_path):

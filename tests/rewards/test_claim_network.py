@@ -115,7 +115,7 @@ def test_the_genuine_tree_is_shown_and_claimed_with_only_the_keystore(setup: Set
 
     shown = setup.hivenet("rewards", "show", *setup.common(), "--account", setup.claimer, "--json")
     assert shown.exit_code == 0, shown.output
-    before = json.loads(shown.output)
+    before = json.loads(shown.stdout)
     assert (before["cumulative"], before["claimable"], before["claimed"]) == (str(CLAIMER_AMOUNT),) * 2 + ("0",)
     assert before["tree_id"] == setup.publication.content_id and before["final_epoch"] == "1"
 
@@ -123,5 +123,5 @@ def test_the_genuine_tree_is_shown_and_claimed_with_only_the_keystore(setup: Set
     assert claimed.exit_code == 0, claimed.output
 
     assert setup.reader.token_balance(setup.claimer) == CLAIMER_AMOUNT
-    after = json.loads(setup.hivenet("rewards", "show", *setup.common(), "--account", setup.claimer, "--json").output)
+    after = json.loads(setup.hivenet("rewards", "show", *setup.common(), "--account", setup.claimer, "--json").stdout)
     assert (after["claimed"], after["claimable"]) == (str(CLAIMER_AMOUNT), "0")

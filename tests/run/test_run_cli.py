@@ -42,7 +42,7 @@ def test_show_verifies_a_file_and_prints_it_as_json(tmp_path: Path, creator: Cre
     path = create(tmp_path, creator, "--max-epochs", "3")
     result = hivenet("run", "show", "--manifest", str(path), "--json")
     assert result.exit_code == 0, result.output
-    shown = json.loads(result.output)
+    shown = json.loads(result.stdout)
     assert shown["manifest"]["schedule"]["max_epochs"] == 3
     assert shown["content_id"] == parse_signed_manifest(path.read_bytes()).content_id
 

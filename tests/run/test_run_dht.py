@@ -52,7 +52,7 @@ def test_a_published_manifest_is_fetched_verified_and_run_with(tmp_path: Path, b
     assert result.exit_code == 0, result.output
     shown = hivenet("run", "show", "--run-id", "served", "--initial-peers", peer, "--timeout", DHT_TIMEOUT, "--json")
     assert shown.exit_code == 0, shown.output
-    assert json.loads(shown.output)["content_id"] == parse_signed_manifest(path.read_bytes()).content_id
+    assert json.loads(shown.stdout)["content_id"] == parse_signed_manifest(path.read_bytes()).content_id
     result, daemon = node_start("--run-id", "served", "--manifest-from-dht", "--initial-peers", peer,
                                 "--manifest-timeout", DHT_TIMEOUT)
     assert result.exit_code == 0, result.output
@@ -93,7 +93,7 @@ def test_forged_records_are_dropped_and_an_honest_one_still_found(tmp_path: Path
     assert publish_manifest(dht, "r1", honest.creator, honest.to_json(), ttl=600, timeout=15)
     result = hivenet("run", "show", "--run-id", "r1", "--initial-peers", peer, "--timeout", DHT_TIMEOUT, "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["content_id"] == honest.content_id
+    assert json.loads(result.stdout)["content_id"] == honest.content_id
 
 
 def test_two_creators_claiming_one_run_need_the_trusted_one_named(tmp_path: Path, bootstrap: tuple[DHT, str]) -> None:
@@ -108,4 +108,4 @@ def test_two_creators_claiming_one_run_need_the_trusted_one_named(tmp_path: Path
     result = hivenet("run", "show", "--run-id", "contested", "--initial-peers", peer, "--timeout", DHT_TIMEOUT,
                      "--creator", second.creator, "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["content_id"] == second.content_id
+    assert json.loads(result.stdout)["content_id"] == second.content_id

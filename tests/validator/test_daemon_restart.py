@@ -153,7 +153,7 @@ def test_status_reports_the_validators_figures(tmp_path: Path, ledger: LedgerCli
         _register_groups()
         result = CliRunner().invoke(app, ["validator", "status", "--file", str(url_file), "--json"])
         assert result.exit_code == 0, result.output
-        doc = json.loads(result.output)
+        doc = json.loads(result.stdout)
         assert doc["role"] == "validator" and doc["run_id"] == RUN and doc["stage"] == "collecting"
         assert (doc["epochs_settled"], doc["next_epoch"], doc["receipts"], doc["receipts_rejected"]) == (2, 2, 6, 2)
         assert doc["last_root"] == "0x" + ledger.epoch_record(2)["root"].hex()
