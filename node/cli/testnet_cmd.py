@@ -63,6 +63,9 @@ def up(
     inner_steps: Annotated[Optional[int], typer.Option(help="diloco: local steps per round (default: the node's).")] = None,
     compression: Annotated[Optional[str], typer.Option(help="diloco: pseudo-gradients travel as none | float16 | uint8.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the summary as JSON.")] = False,
+    isolation: Annotated[str, typer.Option(help="process (every peer a process of this machine) | netns (root: every "
+                                                "role in its own network namespace and home, anvil and mosquitto included; "
+                                                "docs/testnet.md)")] = "process",
 ) -> None:
     """Start N peers, show them live, stop after --epochs (or Ctrl-C), and print the summary.
 
@@ -72,6 +75,15 @@ def up(
     from node.testnet.network import Testnet, TestnetConfig
 
     console = Console(stderr=as_json)
+    if isolation not in ("process", "netns"):
+        raise typer.BadParameter(f"--isolation must be process or netns, not {isolation!r}")
+    if isolation == "netns":
+        _up_isolated(peers, data_contributors, epochs, run_dir, run_id, target_batch_size, batch_size, n_layer, n_embd,
+                     receipt_p, timeout, console, as_json,
+                     unsupported={"--mode": mode != "sync", "--byzantine": byzantine > 0, "--validators": validators not in (None, 1),
+                                  "--chain": chain != "embedded", "--broker": broker is not None, "--device": device not in ("auto", "cpu"),
+                                  "--aggregator": aggregator is not None, "--lr": lr is not None})
+        return
     if mode not in ("sync", "diloco"):
         raise typer.BadParameter(f"--mode must be sync or diloco, not {mode!r}")
     if mode == "diloco" and validators:
@@ -117,6 +129,36 @@ def up(
     if summary["failed_peers"]:
         for name in summary["failed_peers"]:
             typer.echo(f"error: {name} failed: {net.failure_reason(name)}", err=True)
+        raise typer.Exit(1)
+
+
+def _up_isolated(peers: int, contributors: int, epochs: int, run_dir: Path, run_id: str, target_batch_size: int,
+                 batch_size: int, n_layer: int, n_embd: int, receipt_p: float, timeout: float, console: Console,
+                 as_json: bool, unsupported: dict[str, bool]) -> None:
+    """The namespaced testnet: 1 validator, anvil and mosquitto of its own, each role its own machine."""
+    from node.testnet.isolated import IsolatedConfig
+    from node.testnet.isolated_run import run_isolated
+    from node.testnet.netns import require_netns
+
+    given = [flag for flag, used in unsupported.items() if used]
+    if given:
+        raise typer.BadParameter(f"{', '.join(given)} apply to --isolation process only: the namespaced testnet runs "
+                                 "sync mode with one validator on anvil and mosquitto in namespaces of their own")
+    if contributors < 1:
+        raise typer.BadParameter("--isolation netns trains on contributed shards: give --data-contributors 1 or more")
+    with user_errors():
+        require_netns()
+        cfg = IsolatedConfig(run_dir=run_dir, run_id=run_id, trainers=peers, contributors=contributors, epochs=epochs,
+                             n_layer=n_layer, n_embd=n_embd, target_batch_size=target_batch_size, batch_size=batch_size,
+                             receipt_p=receipt_p)
+        summary = run_isolated(cfg, timeout, log=lambda line: console.print(line))
+    if as_json:
+        typer.echo(json.dumps(summary))
+    else:
+        console.print_json(json.dumps({k: v for k, v in summary.items() if k != "claims"}))
+        console.print(f"summary written to {run_dir / 'summary.json'}")
+    if not summary["balances_match_policy"] or summary["rounds_below_full_group"]:
+        typer.echo("error: the run's balances or rounds are not what they should be; see the summary", err=True)
         raise typer.Exit(1)
 
 

@@ -3,6 +3,8 @@
     hivenet validator start --run-id demo --initial-peers ADDR --rpc-url http://127.0.0.1:8545 \\
         --deployment deployment.json --validator-keystore v.key --validator-password-file v.pass \\
         --validator-snapshot-dir snapshots --validator-home validator
+    hivenet validator start --run-id R --manifest-from-dht --fetch-shards --shard-store shards \\
+        --initial-peers ADDR --rpc-url URL --deployment deployment.json --validator-keystore v.key ...
     hivenet validator status                     # the validator on 127.0.0.1:8471
     hivenet validator status --file validator/status.url --json
 
@@ -13,6 +15,7 @@ docs/roles.md walks through running one by hand.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -23,10 +26,13 @@ import typer
 from node.cli.common import graceful_signals, user_errors
 from node.config.keys import KEYS
 from node.config.options import key_options
-from protocol.errors import HivenetError
+from protocol.errors import ConfigError, HivenetError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from node.config import NodeConfig
+    from protocol.run_manifest import SignedRunManifest
 
 app = typer.Typer(no_args_is_help=True, help="Run a validator: check receipts, settle epochs on the chain.")
 
@@ -36,6 +42,9 @@ SHARED_KEYS = (
     "train.n_layer", "train.n_embd", "train.block_size", "train.shard_store", "ledger.rpc_url", "ledger.deployment",
     "telemetry.broker", "telemetry.status_interval", "status.listen", "status.url_file",
     "log.level", "log.file", "log.json",
+    # joining by the run's manifest, and its shards fetched from the network, as a trainer does
+    "run.manifest", "run.manifest_from_dht", "run.manifest_creator", "run.manifest_timeout",
+    "train.fetch_shards", "train.shard_cache_mb",
 )
 VALIDATOR_KEYS = SHARED_KEYS + tuple(k.dotted for k in KEYS if k.section == "validator")
 DEFAULT_URL = "http://127.0.0.1:8471"
@@ -71,17 +80,43 @@ def run_validator(cfg: NodeConfig) -> None:
     from node.validator.daemon import DaemonSettings, ValidatorDaemon
 
     setup_logging(cfg.log.level, str(cfg.log.file) if cfg.log.file else None, cfg.log.json)
+    cfg, manifest = join_validator_run(cfg, os.environ)
     v = cfg.validator
     access = open_chain_access(ChainSettings(cfg.rpc_url, cfg.deployment, v.keystore, v.password_file))
-    daemon = ValidatorDaemon(DaemonSettings(v, cfg.swarm, cfg.telemetry, validator_http(cfg), cfg.train), access)
+    daemon = ValidatorDaemon(DaemonSettings(v, cfg.swarm, cfg.telemetry, validator_http(cfg), cfg.train, manifest),
+                             access)
     with graceful_signals(daemon.request_stop):
         daemon.run()
 
 
+def join_validator_run(cfg: NodeConfig, environ: Mapping[str, str]) -> tuple[NodeConfig, SignedRunManifest | None]:
+    """``cfg`` with the run manifest applied (as ``hivenet node start`` does) and the validator's spot-check
+    probability taken from it; ConfigError when ``--validator-receipt-probability`` says otherwise."""
+    from node.cli.node_cmd import explicit_settings, join_run
+
+    explicit = explicit_settings(cfg, environ)
+    cfg, signed = join_run(cfg, environ)
+    if signed is None:
+        return cfg, None
+    chain = signed.manifest.chain
+    if chain is not None and cfg.deployment is not None and cfg.deployment.exists():
+        from node.ledger.deployment import Deployment
+
+        d = Deployment.load(cfg.deployment)
+        if (d.chain_id, d.ledger.lower()) != (chain.chain_id, chain.ledger):
+            raise ConfigError(f"the manifest of run {signed.manifest.run_id!r} names ledger {chain.ledger} on chain "
+                              f"{chain.chain_id}, {cfg.deployment} has {d.ledger.lower()} on chain {d.chain_id}; use "
+                              "the run's deployment file")
+    want = signed.manifest.receipt_probability
+    have = cfg.validator.receipt_probability
+    if "validator.receipt_probability" in explicit and have != want:
+        raise ConfigError(f"{explicit['validator.receipt_probability']} sets validator.receipt_probability = {have!r}, "
+                          f"the manifest of run {signed.manifest.run_id!r} {want!r}; drop it (the manifest sets it)")
+    return dataclasses.replace(cfg, validator=dataclasses.replace(cfg.validator, receipt_probability=want)), signed
+
+
 def validator_http(cfg: NodeConfig) -> Any:
     """The node's endpoint settings, on the validator's own default port when the listen key was left alone."""
-    import dataclasses
-
     from node.config.keys import BY_DOTTED
     from node.validator.config import DEFAULT_STATUS_PORT
 

@@ -61,6 +61,7 @@ class DaemonSettings:
     telemetry: TelemetryConfig
     http: HttpConfig
     train: Callable[[], Any]  # -> TrainConfig (model shape, shard store); called after the endpoint is up (torch)
+    manifest: Any = None  # the run's SignedRunManifest when it joined by one (node.validator.run_join)
 
 
 class ValidatorDaemon:
@@ -80,6 +81,7 @@ class ValidatorDaemon:
         self.dht: Any = None
         self.rewards: Any = None  # node.swarm.rewards_board.RewardsPeer, in settle mode
         self.snapshots: Any = None  # node.work.snapshot_fetch.NetworkSnapshotSource, without a snapshot folder
+        self.shards: Any = None  # node.data.serving.ShardService serving the run's shards it fetched
         self._reannounce_at = 0.0
         self.chain_reachable: bool | None = None
 
@@ -131,7 +133,12 @@ class ValidatorDaemon:
         self.open_home()
         if self._stop.is_set():
             return
-        validator = self.build_validator(self.settings.train())
+        from node.validator.run_join import prepare_train
+
+        train, self.shards = prepare_train(self.settings.train(), self.settings.swarm, self.settings.manifest)
+        if self._stop.is_set():
+            return
+        validator = self.build_validator(train)
         self._report(ValidatorStage.JOINING)
         self._join(validator)
         self._set_stage(DaemonStage.RUNNING)
@@ -155,6 +162,7 @@ class ValidatorDaemon:
 
     def build_validator(self, train: Any) -> Any:
         """The Validator, resumed from the journal: its book, and the roots written down but not final."""
+        from node.validator.run_join import compute_bps
         from node.validator.service import Validator, ValidatorConfig  # torch loads here, after the endpoint is up
 
         s, j = self.settings, self.journal
@@ -163,7 +171,8 @@ class ValidatorDaemon:
             run_id=s.swarm.run_id, model=train.model, snapshot_dir=self.cfg.snapshot_dir or self.cfg.home / "snapshots",
             out_dir=self.cfg.home / "epochs", shard_store=train.shard_store,
             target_batch_size=s.swarm.target_batch_size, p=min(1.0, self.cfg.receipt_probability), mode=self.cfg.mode,
-            challenge_window_s=self.access.challenge_window_s, poll_s=self.cfg.poll_interval_s)
+            challenge_window_s=self.access.challenge_window_s, poll_s=self.cfg.poll_interval_s,
+            compute_bps=compute_bps(s.manifest))
         self.validator = Validator(vcfg, fetch=lambda epoch: [], client=self.client, on_settled=self._journal_settled)
         pending = {}
         for ledger_epoch in j.posted:
@@ -207,6 +216,9 @@ class ValidatorDaemon:
         self.side.call(self.state.on_trainer_status, {"peer_id": peer, "maddrs": maddrs})
 
     def _release(self) -> None:
+        if self.shards is not None:
+            self.shards.stop()
+            self.shards = None
         if self.snapshots is not None:
             self.snapshots.close()
             self.snapshots = None
