@@ -1,7 +1,7 @@
 """What a run operator does on the chain besides deploying: fund the reward pool, grant validators, hand out gas.
 
     wei = parse_amount("1000.5", "--amount")           # whole tokens (18 decimals) -> base units
-    funded = fund_pool(client, wei)                     # the admin mints to itself and funds the ledger
+    funded = fund_pool(client, wei)                     # the admin mints (what it lacks) and funds the ledger
     grant_validators(client, ["0x..."])                 # VALIDATOR_ROLE on the three contracts
     dev_faucet(chain, ["0x..."], parse_amount("10", "--eth"))   # anvil's unlocked account pays
 
@@ -56,13 +56,18 @@ def require_gas(client: LedgerClient) -> None:
 
 
 def fund_pool(client: LedgerClient, amount: int) -> int:
-    """Mints ``amount`` to the client's account (it must hold the token's minter role: the deployer) and moves
-    it into the reward pool; returns the pool's funded total afterwards."""
+    """Moves ``amount`` into the reward pool from the client's account (it must hold the token's minter role:
+    the deployer), minting what its balance lacks; returns the pool's funded total afterwards.
+
+    Minting only the shortfall makes a retry after a half-done call (minted, then the chain went away before
+    the transfer) fund with the tokens already minted instead of minting them twice."""
     if not client.has_role("RewardToken", MINTER_ROLE, client.address):
         raise LedgerError(f"account {client.address} may not mint reward tokens (MINTER_ROLE, held by the "
                           "deployer); run `ledger fund` with the keystore that deployed the contracts")
     require_gas(client)
-    client.mint(client.address, amount)
+    held = client.token_balance(client.address)
+    if held < amount:
+        client.mint(client.address, amount - held)
     client.fund(amount)
     return client.totals()[0]
 
