@@ -3,6 +3,9 @@
     anvil &                                   # or any JSON-RPC node
     hivenet ledger deploy --rpc http://127.0.0.1:8545 --keystore node.key --password-file pw --dev-fund
     hivenet ledger status --rpc http://127.0.0.1:8545 --deployment deployment.json --json
+    hivenet ledger fund --amount 100000 --rpc URL --keystore node.key --password-file pw      # the deployer
+    hivenet ledger grant-validator --address 0x... --rpc URL --keystore node.key --password-file pw
+    hivenet ledger faucet --to 0x... --to 0x... --eth 10 --rpc URL                           # anvil only
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from node.cli.keys_cmd import KeystoreOpt, PasswordFileOpt, unlock
 
 app = typer.Typer(no_args_is_help=True, help="Deploy the ledger contracts and show their state.")
 
-RpcOpt = Annotated[str, typer.Option("--rpc", help="JSON-RPC URL of the chain (anvil, a testnet, a node).")]
+RpcOpt = Annotated[str, typer.Option("--rpc", "--rpc-url", help="JSON-RPC URL of the chain (anvil, a testnet, a node).")]
 DeploymentOpt = Annotated[Path, typer.Option("--deployment", help="Deployment file (written by `ledger deploy`).")]
 OutboxOpt = Annotated[
     Optional[Path], typer.Option("--outbox", help="Transaction outbox (SQLite); default: <keystore>.outbox.sqlite.")
@@ -100,3 +103,101 @@ def status(
         else:
             for key, value in info.items():
                 typer.echo(f"{key:<24}{value}")
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def open_client(rpc: str, deployment: Path, keystore: Path, password_file: Path | None, outbox: Path | None):  # type: ignore[no-untyped-def]
+    """The keystore's client on the deployment (its outbox next to the keystore unless ``outbox``)."""
+    from node.ledger.client import LedgerClient
+    from node.ledger.deployment import Deployment
+
+    loaded = Deployment.load(deployment)
+    identity = unlock(keystore, password_file)
+    return LedgerClient.open(ledger_config(rpc, outbox, keystore), identity.account, loaded)
+
+
+@app.command()
+def fund(
+    rpc: RpcOpt,
+    amount: Annotated[str, typer.Option("--amount", help="Whole reward tokens (decimals ok, 18 places) to mint and fund.")],
+    deployment: DeploymentOpt = Path("deployment.json"),
+    keystore: KeystoreOpt = Path("node.key"),
+    password_file: PasswordFileOpt = None,
+    outbox: OutboxOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Mint reward tokens to the deployer's account and move them into the reward pool (the deployer's keystore)."""
+    with user_errors():
+        from node.ledger.operator import fund_pool, parse_amount
+
+        wei = parse_amount(amount, "--amount")
+        client = open_client(rpc, deployment, keystore, password_file, outbox)
+        try:
+            funded = fund_pool(client, wei)
+        finally:
+            client.close()
+        info = {"funder": client.address, "amount": str(wei), "funded": str(funded)}
+        typer.echo(json.dumps(info) if as_json else f"funded {amount} tokens; the pool's funded total is {funded} (base units)")
+
+
+@app.command("grant-validator")
+def grant_validator(
+    rpc: RpcOpt,
+    address: Annotated[list[str], typer.Option("--address", help="Account to make validator (repeatable).")],
+    deployment: DeploymentOpt = Path("deployment.json"),
+    keystore: KeystoreOpt = Path("node.key"),
+    password_file: PasswordFileOpt = None,
+    outbox: OutboxOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Grant VALIDATOR_ROLE on NodeRegistry, ShardRegistry and ContributionLedger (the admin's keystore)."""
+    with user_errors():
+        from node.ledger.operator import checked_address, grant_validators, is_validator
+
+        accounts = [checked_address(a, "--address") for a in address]
+        client = open_client(rpc, deployment, keystore, password_file, outbox)
+        try:
+            grant_validators(client, accounts)
+            roles = {a: is_validator(client, a) for a in accounts}
+        finally:
+            client.close()
+        if as_json:
+            typer.echo(json.dumps({"validators": roles}))
+        else:
+            for account, held in roles.items():
+                typer.echo(f"{account} holds VALIDATOR_ROLE on {', '.join(n for n, ok in held.items() if ok)}")
+
+
+@app.command()
+def faucet(
+    rpc: RpcOpt,
+    to: Annotated[list[str], typer.Option("--to", help="Account to send gas money to (repeatable).")],
+    eth: Annotated[str, typer.Option("--eth", help="ETH per account (decimals ok).")] = "10",
+    deployment: DeploymentOpt = Path("deployment.json"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Send ETH for gas from the chain's unlocked dev account (anvil only; no keystore needed).
+
+    A deployment file, when one is there, must belong to this chain (a guard against the wrong --rpc)."""
+    with user_errors():
+        from node.ledger.chain import Chain
+        from node.ledger.config import LedgerConfig
+        from node.ledger.deployment import Deployment
+        from node.ledger.operator import checked_address, dev_faucet, parse_amount
+        from protocol.errors import DeploymentError
+
+        accounts = [checked_address(a, "--to") for a in to]
+        wei = parse_amount(eth, "--eth")
+        chain = Chain.connect(LedgerConfig(rpc_url=rpc))
+        if deployment.exists():
+            expected, actual = Deployment.load(deployment).chain_id, chain.chain_id()
+            if expected != actual:
+                raise DeploymentError(f"{deployment} is for chain {expected}, but {rpc} is chain {actual}; fix --rpc")
+        balances = dev_faucet(chain, accounts, wei)
+        if as_json:
+            typer.echo(json.dumps({"sent_wei": str(wei), "balances": {a: str(b) for a, b in balances.items()}}))
+        else:
+            for account, balance in balances.items():
+                typer.echo(f"sent {eth} ETH to {account}; balance {balance} wei")

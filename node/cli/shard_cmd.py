@@ -5,6 +5,7 @@
     hivenet shard verify 5d854da8                          # exit 1 naming bad chunks
     hivenet shard vet 5d854da8 --run demo --eval eval.txt  # table; --json for scripts
     hivenet shard serve --run-id demo --initial-peers /ip4/.../p2p/Qm...   # until SIGTERM; trainers fetch
+    hivenet shard register --rpc URL --keystore node.key --password-file pw  # owner on chain: earns the data share
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Annotated, Optional
 import typer
 
 from node.cli.common import user_errors
+from node.cli.keys_cmd import KeystoreOpt, PasswordFileOpt
+from node.cli.ledger_cmd import DeploymentOpt, OutboxOpt, RpcOpt
 
 app = typer.Typer(no_args_is_help=True, help="Data shards: pack, inspect, verify, vet, serve.")
 
@@ -268,6 +271,24 @@ def serve(
         finally:
             service.stop()
     typer.echo(json.dumps({"event": "stopped", **service.status()}) if as_json else f"stopped; {_status_line(service)}")
+
+
+@app.command()
+def register(
+    rpc: RpcOpt,
+    shard: Annotated[Optional[list[str]], typer.Argument(help="Shard ids or unique prefixes; default: every shard in the store.")] = None,
+    deployment: DeploymentOpt = Path("deployment.json"),
+    keystore: KeystoreOpt = Path("node.key"),
+    password_file: PasswordFileOpt = None,
+    outbox: OutboxOpt = None,
+    store: StoreOpt = DEFAULT_STORE,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register shards in the ShardRegistry with the keystore's account as owner (it pays the gas)."""
+    from node.cli.shard_register import register as register_in_registry
+
+    with user_errors():
+        register_in_registry(shard or [], store, rpc, deployment, keystore, password_file, outbox, as_json)
 
 
 def _status_line(service) -> str:

@@ -157,6 +157,9 @@ class LedgerClient(RegistryCalls):
         function = getattr(self.contract(contract).functions, fn)(*_checksummed(args))
         return self.chain.call(f"{contract}.{fn}", function.call)
 
+    def has_role(self, contract: str, role: bytes, account: str) -> bool:
+        return bool(self._read(contract, "hasRole", role, account))
+
     def grant_validator(self, account: str) -> None:
         for name in ("NodeRegistry", "ShardRegistry", "ContributionLedger"):
             self._send(name, "grantRole", [VALIDATOR_ROLE, account], f"grant-validator:{name}:{account}")

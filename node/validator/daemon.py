@@ -167,11 +167,16 @@ class ValidatorDaemon:
 
         s, j = self.settings, self.journal
         assert j is not None
+        owners: dict[str, str] = {}
+        if train.shard_store is not None:  # data contributors are paid as the ShardRegistry on chain says
+            from node.validator.owners import chain_owners, run_shard_ids
+
+            owners = chain_owners(self.client, run_shard_ids(train.shard_store, s.swarm.run_id))
         vcfg = ValidatorConfig(
             run_id=s.swarm.run_id, model=train.model, snapshot_dir=self.cfg.snapshot_dir or self.cfg.home / "snapshots",
             out_dir=self.cfg.home / "epochs", shard_store=train.shard_store,
             target_batch_size=s.swarm.target_batch_size, p=min(1.0, self.cfg.receipt_probability), mode=self.cfg.mode,
-            challenge_window_s=self.access.challenge_window_s, poll_s=self.cfg.poll_interval_s,
+            challenge_window_s=self.access.challenge_window_s, poll_s=self.cfg.poll_interval_s, owners=owners,
             compute_bps=compute_bps(s.manifest))
         self.validator = Validator(vcfg, fetch=lambda epoch: [], client=self.client, on_settled=self._journal_settled)
         pending = {}
