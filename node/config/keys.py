@@ -272,6 +272,10 @@ KEYS: tuple[Key, ...] = (
     Key("receipts", "snapshot_serve", bool,
         "Serve the snapshots over P2P and announce them in the DHT, for validators on other machines.",
         "train.snapshot_serve"),
+    # When the validator daemon counts an epoch's receipts complete without a later epoch (node.validator.service)
+    Key("validator", "settle_quiet", float,
+        "Settle an epoch once no new receipt of it came for this many seconds (the run's last one too); 0: never.",
+        "validator.settle_quiet_s", minimum=0, flag="--validator-settle-quiet"),
 )
 BY_DOTTED: dict[str, Key] = {k.dotted: k for k in KEYS}
 BY_ENV: dict[str, Key] = {k.env: k for k in KEYS}

@@ -1,4 +1,8 @@
-"""The deployment file: which chain, which contract addresses (JSON, written by ``ledger deploy``)."""
+"""The deployment file: which chain, which contract addresses (JSON, written by ``ledger deploy``).
+
+A claimer that knows only the run's ledger (from the run's manifest) builds one with ``Deployment.for_ledger``
+(``node.ledger.run_ledger`` reads the token address from the chain): claims and reads need no registry.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,13 @@ class Deployment:
     deployer: str
     block: int
     compiler_version: str
+
+    @classmethod
+    def for_ledger(cls, chain_id: int, ledger: str, token: str) -> Deployment:
+        """The ledger and its token only: enough to read epochs and claim; the registries, deployer, block and
+        compiler are unknown (empty), so registry calls fail on it. Never saved as a deployment file."""
+        return cls(chain_id=chain_id, token=token, node_registry="", shard_registry="", ledger=ledger, deployer="",
+                   block=0, compiler_version="")
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps({"version": DEPLOYMENT_VERSION, **asdict(self)}, indent=2) + "\n")

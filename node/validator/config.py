@@ -36,3 +36,7 @@ class ValidatorDaemonConfig:
     # Seconds between reads of the DHT's receipts and of the chain; receipts wait an hour there, so a
     # slower validator only settles later, never less.
     poll_interval_s: float = 1.0
+    # An epoch is settled once receipts of a later one appear, or once no new receipt of it has come for this
+    # many seconds: the run's last epoch has no later one. Long enough for every trainer of an epoch to publish
+    # its receipt (they do at the epoch's end); a receipt later still is logged and ignored. 0: never by quiet.
+    settle_quiet_s: float = 60.0

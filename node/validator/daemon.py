@@ -12,7 +12,9 @@ book, re-posts a root it wrote down but had not sent, and never settles an epoch
 and corpus load, and the validator joins the run's DHT.
 
 Run, every ``poll_interval``: read receipts of the next epochs from the DHT; settle each epoch whose
-receipts are complete (those of the next epoch appeared): spot-check, journal, post the root (mode
+receipts are complete (those of the next epoch appeared, or none new came for ``settle_quiet_s``
+seconds: so the run's last epoch is settled too; a receipt of a settled epoch is logged and ignored,
+and the journal's next epoch keeps it so across a restart): spot-check, journal, post the root (mode
 ``settle``) or compare it with the root another validator posted and dispute a different one (mode
 ``watch``); finalize posted epochs whose challenge window has passed. A chain that stops answering
 is reported (``chain_reachable``) and retried at the next poll; nothing settled is lost meanwhile.
@@ -177,7 +179,7 @@ class ValidatorDaemon:
             out_dir=self.cfg.home / "epochs", shard_store=train.shard_store,
             target_batch_size=s.swarm.target_batch_size, p=min(1.0, self.cfg.receipt_probability), mode=self.cfg.mode,
             challenge_window_s=self.access.challenge_window_s, poll_s=self.cfg.poll_interval_s, owners=owners,
-            compute_bps=compute_bps(s.manifest))
+            compute_bps=compute_bps(s.manifest), settle_quiet_s=self.cfg.settle_quiet_s)
         self.validator = Validator(vcfg, fetch=lambda epoch: [], client=self.client, on_settled=self._journal_settled)
         pending = {}
         for ledger_epoch in j.posted:

@@ -7,8 +7,8 @@
 ``node.testnet.validation``, and ``hivenet validator start`` through ``node.validator.daemon``, which
 journals each settlement (``on_settled``) before its root is posted and ``resume``s from that journal.)
 
-Per epoch ``e`` (processed once receipts of ``e + 1`` appear, or when told the trainers are
-done): receipts -> ``node.validator.checker`` verdicts -> ``node.validator.settlement``
+Per epoch ``e`` (processed once receipts of ``e + 1`` appear, or when no new receipt of ``e`` has come
+for ``settle_quiet_s`` seconds, which settles the run's last epoch, or when told the trainers are done): receipts -> ``node.validator.checker`` verdicts -> ``node.validator.settlement``
 rewards and cumulative root -> ``LedgerClient.post_epoch`` (mode ``settle``), or, in mode
 ``watch``, a comparison with the root another validator posted and ``dispute_epoch`` when
 they differ, inside the challenge window (a root not posted yet is compared again by
@@ -62,13 +62,19 @@ class ValidatorConfig:
     mode: str = "settle"  # settle: post roots | watch: recompute and dispute roots that differ
     challenge_window_s: int = 3600  # must match the deployment's; finalization waits this long
     poll_s: float = 1.0  # DHT polling period
+    # An epoch is also complete once no new receipt of it has arrived for this long (0: only when a later epoch
+    # has receipts or the trainers are done). Without it a daemon, which cannot know the trainers are done,
+    # would never settle the run's last epoch. A receipt that comes later still is logged and ignored.
+    settle_quiet_s: float = 0.0
 
 
 class Validator:
     def __init__(self, cfg: ValidatorConfig, fetch: Callable[[int], list[SignedReceipt]], client: Any = None,
                  corpus: Corpus | None = None, hooks: Hooks = NO_HOOKS,
-                 on_settled: Callable[[EpochSettlement], None] | None = None) -> None:
+                 on_settled: Callable[[EpochSettlement], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.cfg, self.fetch, self.client, self.hooks = cfg, fetch, client, hooks
+        self.clock = clock  # measures the quiet period (tests pass a fake one)
         # Called with each settlement before its root goes to the chain (a daemon writes its journal there).
         self.on_settled = on_settled
         if corpus is None:
@@ -81,6 +87,11 @@ class Validator:
             CheckerConfig(model=cfg.model, snapshot_dir=cfg.snapshot_dir, tol=cfg.tol, param_tol=cfg.param_tol), corpus)
         self.book = RewardBook(cfg.run_id, ProportionalPolicy(cfg.compute_bps), cfg.emission, dict(cfg.owners))
         self.cache: dict[int, dict[bytes, SignedReceipt]] = {}
+        self.last_arrival: dict[int, float] = {}  # epoch -> clock() when its newest receipt reached the cache
+        # With a quiet period: the latest epoch settled in this process -> the receipts it was settled with, so
+        # that a receipt of it that shows up later is logged (once) and ignored.
+        self.settled_with: dict[int, set[bytes]] = {}
+        self.late: dict[int, int] = {}  # epoch -> receipts that came after it was settled (and were ignored)
         self.next_epoch = 0
         self.pending: dict[int, tuple[bytes, int]] = {}  # settle mode: ledger epoch -> (root, total) still to post
         self.posted: list[int] = []  # ledger epochs this validator posted, not yet final
@@ -100,9 +111,28 @@ class Validator:
 
     def poll(self, ahead: int = 3) -> None:
         """Fetches receipts of the next few epochs into the cache (the DHT forgets; the cache does not)."""
+        now = self.clock()
         for epoch in range(self.next_epoch, self.next_epoch + ahead):
+            held = self.cache.setdefault(epoch, {})
             for signed in self.fetch(epoch):
-                self.cache.setdefault(epoch, {})[signed.receipt.digest() + signed.signature] = signed
+                key = signed.receipt.digest() + signed.signature
+                if key not in held:
+                    held[key] = signed
+                    self.last_arrival[epoch] = now
+        self._ignore_late()
+
+    def _ignore_late(self) -> None:
+        """Logs receipts of the latest settled epoch that arrived after it was settled; they change nothing:
+        that epoch's root is out (and a restarted daemon's journal starts after it)."""
+        for epoch, seen in self.settled_with.items():
+            for signed in self.fetch(epoch):
+                key = signed.receipt.digest() + signed.signature
+                if key not in seen:
+                    seen.add(key)
+                    self.late[epoch] = self.late.get(epoch, 0) + 1
+                    log.warning("epoch %d: a receipt of %s arrived after the epoch was settled; ignored "
+                                "(raise --validator-settle-quiet if trainers publish this late)",
+                                epoch, signed.receipt.account)
 
     def rules(self, epoch: int) -> EpochRules:
         return EpochRules(RunId(self.cfg.run_id), Epoch(epoch), self.corpus.n_train_samples(self.cfg.model.block_size),
@@ -116,7 +146,10 @@ class Validator:
         rejected = sum(not v.accepted for v in verdicts)
         log.info("epoch %d: %d receipts, %d rejected, rewards %s", epoch, len(verdicts), rejected, s.rewards)
         self.next_epoch = epoch + 1
-        self.cache.pop(epoch, None)
+        held = self.cache.pop(epoch, {})
+        self.last_arrival.pop(epoch, None)
+        if self.cfg.settle_quiet_s > 0:
+            self.settled_with = {epoch: set(held)}
         if self.on_settled is not None:
             self.on_settled(s)
         if self.client is not None and s.tree is not None:
@@ -124,10 +157,18 @@ class Validator:
         return s
 
     def ready(self, final: bool = False) -> bool:
-        """Whether the next epoch's receipts are complete: a later epoch has receipts (or, ``final``: the
-        trainers are done, and it has some)."""
+        """Whether the next epoch's receipts are complete: a later epoch has receipts, or it has some and
+        (``final``) the trainers are done or none new came for ``settle_quiet_s`` seconds."""
         e = self.next_epoch
-        return any(self.cache.get(x) for x in self.cache if x > e) or bool(final and self.cache.get(e))
+        if any(self.cache.get(x) for x in self.cache if x > e):
+            return True
+        return bool(self.cache.get(e)) and (final or self.quiet(e))
+
+    def quiet(self, epoch: int) -> bool:
+        """Whether ``epoch`` has had no new receipt for ``settle_quiet_s`` seconds (never, when that is 0)."""
+        quiet_s = self.cfg.settle_quiet_s
+        arrived = self.last_arrival.get(epoch)
+        return quiet_s > 0 and arrived is not None and self.clock() - arrived >= quiet_s
 
     def settle_ready(self, final: bool = False) -> list[EpochSettlement]:
         """Settles every epoch whose receipts are complete (``final``: the trainers are done)."""
