@@ -200,7 +200,9 @@ class IsolatedTestnet:
         chain, broker, operator = self.roles["chain"], self.roles["broker"], self.roles["operator"]
         if not ANVIL.exists():
             raise IsolatedError(f"{ANVIL} missing: run `npm ci` in contracts/ (scripts/test-services.sh does)")
-        self.spawn(chain, [str(ANVIL), "--host", "0.0.0.0", "--port", str(RPC_PORT), "--silent"])
+        # a block every second: the chain's clock moves on when nobody sends anything, so the last root's
+        # challenge window passes (an automining anvil would keep the time of the last transaction)
+        self.spawn(chain, [str(ANVIL), "--host", "0.0.0.0", "--port", str(RPC_PORT), "--silent", "--block-time", "1"])
         mosquitto = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
         if mosquitto:
             conf = broker.home / "mosquitto.conf"

@@ -31,7 +31,7 @@ from typing import Protocol
 
 import torch
 
-from node.work.snapshots import save_snapshot, snapshot_path
+from node.work.snapshots import params_hash, save_snapshot, snapshot_path
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +98,17 @@ class SnapshotStore:
 
     def put(self, model: torch.nn.Module, epoch: int) -> bytes:
         """Stores ``model``'s parameters as the start of ``epoch`` (once per content), prunes; returns the hash."""
+        digest = params_hash(model)
+        if not self.has(digest):  # make room first: the folder never holds more than the cap, even mid-write
+            self.prune(epoch, protect=digest, reserve=self._largest())
         digest = save_snapshot(model, self.directory)
         self._mark(digest, epoch)
         self.prune(epoch, protect=digest)
         return digest
+
+    def _largest(self) -> int:
+        """Bytes of the largest snapshot held: what the next one (same model) will take."""
+        return max((e.size for e in self._entries()), default=0)
 
     def _mark(self, digest: bytes, epoch: int) -> None:
         path = self.path(digest).with_suffix(".epoch")
@@ -143,7 +150,7 @@ class SnapshotStore:
         """Bytes the store's snapshots (and their epoch files) take on disk now."""
         return sum(e.size for e in self._entries())
 
-    def prune(self, current_epoch: int, protect: bytes = b"") -> list[bytes]:
+    def prune(self, current_epoch: int, protect: bytes = b"", reserve: int = 0) -> list[bytes]:
         """Removes what the limits no longer allow (never ``protect``); returns the removed hashes."""
         keep, cap = self.limits.keep_epochs, self.limits.cap_bytes
         entries = self._entries()
@@ -157,7 +164,7 @@ class SnapshotStore:
             live = [e for e in entries if e.digest not in removed]
             total = sum(e.size for e in live)
             for e in live:
-                if total <= cap:
+                if total + reserve <= cap:
                     break
                 if e.digest == protect:
                     continue
