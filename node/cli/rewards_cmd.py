@@ -87,8 +87,9 @@ def show(
     with user_errors():
         _one_source(rewards, run_id, initial_peers)
         if run_id is not None:
-            where = _RunSource(rpc, run_id, initial_peers or [], deployment, _creator(manifest_creator), manifest_timeout)
-            info = _network_status(where, address, keystore)
+            creator = _creator(manifest_creator)
+            info = _network_status(_RunSource(rpc, run_id, initial_peers or [], deployment, creator, manifest_timeout),
+                                   address, keystore)
         else:
             assert rewards is not None
             info = _status(rpc, deployment or DEFAULT_DEPLOYMENT, rewards, address, keystore)

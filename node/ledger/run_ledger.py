@@ -32,7 +32,15 @@ def ledger_deployment(chain: Chain, chain_id: int, ledger: str, named_by: str = 
     handle = chain.w3.eth.contract(address=address, abi=load_artifact("ContributionLedger").abi)
     try:
         token = str(chain.call("ContributionLedger.token", handle.functions.token().call))
-    except (Web3Exception, ValueError) as e:  # no token() there, or not an address back
+    except Exception as e:
+        if not _not_a_ledger(e):
+            raise
         raise DeploymentError(f"the contract at {ledger} on chain {actual} is not a ContributionLedger "
                               f"({type(e).__name__}); check the run's manifest, or pass --deployment") from None
     return Deployment.for_ledger(actual, ledger, token)
+
+
+def _not_a_ledger(exc: Exception) -> bool:
+    """Whether reading ``token()`` failed because the contract has no such function: a revert (anvil's web3
+    errors; the embedded chain's eth-tester ``TransactionFailed``) or an answer that does not decode."""
+    return isinstance(exc, (Web3Exception, ValueError)) or "revert" in str(exc).lower()
