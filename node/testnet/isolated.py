@@ -191,9 +191,12 @@ class IsolatedTestnet:
         self._open_ledger()
         self._contribute()
         self._create_run()
-        for i, t in enumerate(self.trainers()):
-            self._start_trainer(t)
+        # The validator first: it fetches each snapshot as soon as a receipt names it, while the trainers that
+        # hold it still run (a trainer stops serving when it leaves at the run's last epoch).
         self._start_validator()
+        self._wait_log(self.roles["validator"], "validator.log", "joined run", timeout=self.cfg.peer_wait_timeout)
+        for t in self.trainers():
+            self._start_trainer(t)
         self.say(f"isolated testnet up: {len(self.roles)} namespaces, run {self.cfg.run_id}, bootstrap {self.bootstrap}")
 
     def _start_services(self) -> None:
@@ -275,6 +278,17 @@ class IsolatedTestnet:
                 raise IsolatedError(f"{role.name} exited {role.proc.returncode}: {self.tail(role)}")
             time.sleep(0.3)
         raise IsolatedError(f"{role.name} printed no {name!r} event within {timeout:g} s: {self.tail(role)}")
+
+    def _wait_log(self, role: Role, name: str, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        path = role.home / name
+        while time.monotonic() < deadline:
+            if path.exists() and text in path.read_text(errors="replace"):
+                return
+            if role.proc is not None and role.proc.poll() is not None:
+                raise IsolatedError(f"{role.name} exited {role.proc.returncode}: {self.tail(role)}")
+            time.sleep(0.5)
+        raise IsolatedError(f"{role.name} did not log {text!r} within {timeout:g} s: {self.tail(role)}")
 
     def _create_run(self) -> None:
         c, op = self.cfg, self.roles["operator"]
