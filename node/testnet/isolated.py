@@ -387,7 +387,7 @@ class IsolatedTestnet:
         for role in (*self.trainers(), *self.contributors()):
             args = ("--run-id", self.cfg.run_id, "--rpc-url", self.rpc_url, "--initial-peers", self.bootstrap,
                     "--keystore", "node.key")
-            self.hivenet(role, "rewards", "claim", *args, "--password-file", "node.pass", "--json")
+            self.hivenet(role, "rewards", "claim", *args, "--password-file", "node.pass")
             out[role.name] = json.loads(self.hivenet(role, "rewards", "show", *args, "--json").strip().splitlines()[-1])
         return out
 

@@ -61,7 +61,7 @@ def test_every_role_on_its_own_machine_trains_settles_and_claims_exactly(tmp_pat
     # nothing named another role's home: command lines and environments, as recorded when each command ran
     entries = [json.loads(line) for line in (cfg.run_dir / "commands.jsonl").read_text().splitlines()]
     homes = {e["role"]: e["home"] for e in entries}
-    assert len(homes) == 3 + 2 + TRAINERS + 2  # chain, broker, operator; contributors; trainers; validator
+    assert len(homes) == 3 + 2 + TRAINERS + 1  # chain, broker, operator; contributors; trainers; validator
     for e in entries:
         said = " ".join(e["argv"]) + " " + " ".join(f"{k}={v}" for k, v in e["env"].items())
         others = [role for role, home in homes.items() if role != e["role"] and names_a_path_of(said, home)]
