@@ -101,7 +101,7 @@ class SnapshotStore:
         digest = params_hash(model)
         if not self.has(digest):  # make room first: the folder never holds more than the cap, even mid-write
             self.prune(epoch, protect=digest, reserve=self._largest())
-        digest = save_snapshot(model, self.directory)
+        save_snapshot(model, self.directory, digest)
         self._mark(digest, epoch)
         self.prune(epoch, protect=digest)
         return digest

@@ -19,9 +19,10 @@ def snapshot_path(directory: Path, digest: bytes) -> Path:
     return directory / f"{digest.hex()}.pt"
 
 
-def save_snapshot(model: torch.nn.Module, directory: Path) -> bytes:
-    """Writes the parameters to ``directory/<hash>.pt`` unless that file exists; returns the hash."""
-    digest = params_hash(model)
+def save_snapshot(model: torch.nn.Module, directory: Path, digest: bytes | None = None) -> bytes:
+    """Writes the parameters to ``directory/<hash>.pt`` unless that file exists; returns the hash
+    (``digest``: the parameters' hash when the caller has it already, so the parameters are hashed once)."""
+    digest = params_hash(model) if digest is None else digest
     path = snapshot_path(directory, digest)
     if not path.exists():
         directory.mkdir(parents=True, exist_ok=True)
