@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import torch
 
 from node.records import EpochRecord
@@ -29,7 +31,19 @@ async def connected_p2ps(n: int) -> list:  # type: ignore[type-arg]
         p2p = await P2P.create(initial_peers=list(maddrs))
         maddrs += await p2p.get_visible_maddrs()
         p2ps.append(p2p)
-    return p2ps
+    # A daemon dials its initial peers in the background: until the dial lands, an earlier daemon knows no
+    # address of the later one, and a stream it opens to it fails. hivemind then keeps that partition's
+    # local values (one CI run's honest peers differed by 0.27), so wait until every pair is connected.
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        known = [{info.peer_id for info in await p2p.list_peers()} for p2p in p2ps]
+        missing = [(i, j) for i, p in enumerate(p2ps) for j, q in enumerate(p2ps) if i != j and q.peer_id not in known[i]]
+        if not missing:
+            return p2ps
+        if asyncio.get_running_loop().time() > deadline:
+            await asyncio.gather(*[p.shutdown() for p in p2ps])
+            raise TimeoutError(f"p2p daemons not connected after 30 s: pairs {missing}")
+        await asyncio.sleep(0.05)
 
 
 def tiny_testnet(run_dir, **overrides) -> TestnetConfig:  # type: ignore[no-untyped-def]

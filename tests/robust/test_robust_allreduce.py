@@ -17,7 +17,7 @@ from tests.integration.swarm_helpers import connected_p2ps
 from tests.waiting import wait_until_async
 
 
-async def _allreduce(tensors_by_peer, aggregator, weights=None, part_size_bytes=2**12):
+async def _allreduce(tensors_by_peer, aggregator, weights=None, part_size_bytes=2**12, with_failures=False):
     p2ps = await connected_p2ps(len(tensors_by_peer))
     try:
         peers = [p.peer_id for p in p2ps]
@@ -39,7 +39,10 @@ async def _allreduce(tensors_by_peer, aggregator, weights=None, part_size_bytes=
                 index += 1
 
         await asyncio.wait_for(asyncio.gather(*map(run, runners)), timeout=60)
-        return [[t.clone() for t in r.tensor_part_container.local_tensors] for r in runners]
+        results = [[t.clone() for t in r.tensor_part_container.local_tensors] for r in runners]
+        if with_failures:
+            return results, [{peers.index(p) for p in r.unreachable} for r in runners]
+        return results
     finally:
         await asyncio.gather(*[p.shutdown() for p in p2ps])
 
@@ -66,19 +69,31 @@ def test_every_peer_receives_the_aggregate_of_all_senders(name):
 def test_a_sign_flipping_sender_ruins_the_mean_but_not_centered_clip():
     tensors = _peers(seed=1)
     tensors[3] = [-1000 * t for t in tensors[3]]
-    honest_mean = [torch.stack([p[k] for p in tensors[:3]]).mean(0) for k in range(2)]
+    flat = [torch.cat([t.flatten() for t in peer]) for peer in tensors]
+    honest_mean = torch.stack(flat[:3]).mean(0)
+    # 4000 values over 4 reducers: each reducer's partition is 1000 values, one part of at most 1024
+    partitions = [slice(k * 1000, (k + 1) * 1000) for k in range(4)]
+    aggregator = CenteredClipAggregator()
+    expected = [aggregator.aggregate(torch.stack([f[s] for f in flat]), torch.tensor([8.0, 8.0, 8.0, 1e9]))
+                for s in partitions]
 
-    def error(results):
-        flat = torch.cat([t.flatten() for t in results[0]])
-        return float((flat - torch.cat([t.flatten() for t in honest_mean])).norm() / flat.numel() ** 0.5)
-
-    robust = asyncio.run(_allreduce(tensors, CenteredClipAggregator(), weights=[8.0, 8.0, 8.0, 1e9]))
+    robust, unreachable = asyncio.run(_allreduce(tensors, aggregator, weights=[8.0, 8.0, 8.0, 1e9], with_failures=True))
     plain = asyncio.run(_allreduce(tensors, MeanAggregator(), weights=[8.0, 8.0, 8.0, 1e9]))
-    for result in robust[1:3]:  # every honest peer holds the same robust result (the attacker's own copy
-        # differs by float32 round-off: it adds the delta back to its 1000x-sized local tensor)
-        assert max(float((a - b).abs().max()) for a, b in zip(result, robust[0])) <= 1e-5
-    assert error(robust) < 0.1  # per-coordinate RMS error; the honest spread is 0.1
-    assert error(plain) > 100  # the attacker's weight was clamped to 1/4, and -1000x is still ruinous
+    reduced = 0
+    for peer in range(3):  # every honest peer holds the reducer's robust result for each partition, except
+        # where its exchange with that reducer failed on the wire: there hivemind keeps its own values (one CI
+        # run lost one peer's result stream once), and the runner says so
+        got = torch.cat([t.flatten() for t in robust[peer]])
+        for k, s in enumerate(partitions):
+            want = flat[peer][s] if k in unreachable[peer] else expected[k]
+            assert float((got[s] - want).abs().max()) <= 1e-5, (peer, k, unreachable)
+            if k not in unreachable[peer]:
+                reduced += 1
+                assert float((got[s] - honest_mean[s]).norm() / 1000**0.5) < 0.1  # RMS error; honest spread 0.1
+    assert reduced >= 10  # of 12 (peer, partition) pairs: the wire failing more often is a bug of its own
+    plain_flat = torch.cat([t.flatten() for t in plain[0]])
+    assert float((plain_flat - honest_mean).norm() / 4000**0.5) > 100  # the attacker's weight was clamped to 1/4,
+    # and -1000x is still ruinous
 
 
 def test_worker_momentum_sends_the_running_average_of_gradients():
