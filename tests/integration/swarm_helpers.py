@@ -32,8 +32,8 @@ async def connected_p2ps(n: int) -> list:  # type: ignore[type-arg]
         maddrs += await p2p.get_visible_maddrs()
         p2ps.append(p2p)
     # A daemon dials its initial peers in the background: until the dial lands, an earlier daemon knows no
-    # address of the later one, and a stream it opens to it fails. hivemind then keeps that partition's
-    # local values (one CI run's honest peers differed by 0.27), so wait until every pair is connected.
+    # address of the later one, and a stream it opens to it fails (hivemind then keeps that partition's
+    # local values), so wait until every pair is connected.
     deadline = asyncio.get_running_loop().time() + 30
     while True:
         known = [{info.peer_id for info in await p2p.list_peers()} for p2p in p2ps]

@@ -81,8 +81,8 @@ def test_a_sign_flipping_sender_ruins_the_mean_but_not_centered_clip():
     plain = asyncio.run(_allreduce(tensors, MeanAggregator(), weights=[8.0, 8.0, 8.0, 1e9]))
     reduced = 0
     for peer in range(3):  # every honest peer holds the reducer's robust result for each partition, except
-        # where its exchange with that reducer failed on the wire: there hivemind keeps its own values (one CI
-        # run lost one peer's result stream once), and the runner says so
+        # where its exchange with that reducer failed on the wire: there hivemind keeps its own values, and
+        # the runner says so
         got = torch.cat([t.flatten() for t in robust[peer]])
         for k, s in enumerate(partitions):
             want = flat[peer][s] if k in unreachable[peer] else expected[k]
