@@ -11,6 +11,12 @@ if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
     $sudo_ apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq mosquitto >/dev/null
 fi
+# iptables (Debian): the NAT routers of the namespaced testnet (node/testnet/netns.py).
+if ! command -v iptables >/dev/null && [ ! -x /usr/sbin/iptables ]; then
+    sudo_=""; [ "$(id -u)" -ne 0 ] && sudo_="sudo"
+    $sudo_ apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq iptables >/dev/null
+fi
 # chromium (Debian): the browser of the run-report test (tests/scenarios: headless screenshot of report.html).
 if ! command -v chromium >/dev/null; then
     sudo_=""; [ "$(id -u)" -ne 0 ] && sudo_="sudo"
