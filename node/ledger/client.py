@@ -83,9 +83,9 @@ class LedgerClient(RegistryCalls):
         """
         me = self.address
         tag = tag or f"{self.chain.chain_id()}:{me}"
-        ledger = self._deploy(
-            "ContributionLedger", [config.token_name, config.token_symbol, config.challenge_window_s, me], tag
-        )
+        ledger_args = [config.token_name, config.token_symbol, config.challenge_window_s, me, config.root_quorum,
+                       config.max_epoch_increase]
+        ledger = self._deploy("ContributionLedger", ledger_args, tag)
         ledger_handle = self.chain.w3.eth.contract(
             address=Web3.to_checksum_address(str(ledger.contract_address)), abi=load_artifact("ContributionLedger").abi
         )
