@@ -225,3 +225,104 @@ contract LedgerQuorumTest is TestBase {
         vm.assertEq(root, bytes32(uint256(9)), "re-posted root final");
     }
 }
+
+/// @dev Three validators with a quorum of two vote honest or rival roots, dispute, lose and regain
+/// their role, and finalize at random; the handler keeps its own record of who voted for what.
+contract QuorumHandler is TestBase {
+    uint64 internal constant WINDOW = 100;
+    uint32 public constant QUORUM = 2;
+
+    ContributionLedger public ledger;
+    address[3] public validators;
+    uint64 public epoch = 1;
+    // Handler's record of the current tuple of `epoch` and its voters.
+    bytes32 internal openRoot;
+    uint256 internal openTotal;
+    bool[3] internal voted;
+    uint256 public finalizedWithoutQuorum;
+    uint256 public finalizations;
+
+    constructor() {
+        ledger = new ContributionLedger("Q", "Q", WINDOW, address(this), QUORUM, 1_000 ether);
+        for (uint256 i; i < 3; ++i) {
+            validators[i] = address(uint160(0x7A0 + i));
+            ledger.grantRole(ledger.VALIDATOR_ROLE(), validators[i]);
+        }
+        RewardToken token = ledger.token();
+        token.mint(address(this), 1_000_000 ether);
+        token.approve(address(ledger), type(uint256).max);
+        ledger.fund(1_000_000 ether);
+    }
+
+    function vote(uint256 who, uint256 rootSeed, uint256 total) external {
+        uint256 i = who % 3;
+        bytes32 root = bytes32(bound(rootSeed, 1, 3));
+        total = bound(total, 0, 3_000 ether);
+        vm.prank(validators[i]);
+        try ledger.postEpoch(epoch, root, total) {
+            if (openRoot == bytes32(0)) {
+                (openRoot, openTotal) = (root, total);
+            }
+            voted[i] = true;
+        } catch {}
+    }
+
+    function dispute(uint256 who) external {
+        vm.prank(validators[who % 3]);
+        try ledger.disputeEpoch(epoch, bytes32(0)) {
+            openRoot = bytes32(0);
+            voted = [false, false, false];
+        } catch {}
+    }
+
+    function toggleRole(uint256 who) external {
+        address v = validators[who % 3];
+        if (ledger.hasRole(ledger.VALIDATOR_ROLE(), v)) ledger.revokeRole(ledger.VALIDATOR_ROLE(), v);
+        else ledger.grantRole(ledger.VALIDATOR_ROLE(), v);
+    }
+
+    function finalize(uint256 wait) external {
+        vm.warp(block.timestamp + bound(wait, 0, 2 * WINDOW));
+        try ledger.finalizeEpoch(epoch) {
+            uint256 live;
+            for (uint256 i; i < 3; ++i) {
+                if (voted[i] && ledger.hasRole(ledger.VALIDATOR_ROLE(), validators[i])) ++live;
+            }
+            if (live < QUORUM) finalizedWithoutQuorum += 1;
+            finalizations += 1;
+            epoch += 1;
+            openRoot = bytes32(0);
+            voted = [false, false, false];
+        } catch {}
+    }
+}
+
+contract QuorumInvariantTest is TestBase {
+    QuorumHandler internal handler;
+
+    function setUp() public {
+        vm.warp(1_000_000);
+        handler = new QuorumHandler();
+    }
+
+    function targetContracts() public view returns (address[] memory targets) {
+        targets = new address[](1);
+        targets[0] = address(handler);
+    }
+
+    /// @dev The handler's random path does finalize roots, so the invariant is not vacuous.
+    function test_handlerCanFinalize() public {
+        handler.vote(0, 1, 5 ether);
+        handler.vote(1, 1, 5 ether);
+        handler.finalize(200);
+        vm.assertEq(handler.finalizations(), 1, "finalized with two votes");
+    }
+
+    function invariant_everyFinalRootHadAQuorum() public view {
+        vm.assertEq(handler.finalizedWithoutQuorum(), 0, "no root final without a live quorum");
+        (uint64 finalEpoch,, uint256 total) = handler.ledger().finalized();
+        vm.assertEq(uint256(finalEpoch), handler.finalizations(), "one final epoch per finalization");
+        (uint256 funded,) = handler.ledger().totals();
+        vm.assertLe(total, funded, "final total <= funded");
+    }
+}
