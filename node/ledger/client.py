@@ -206,6 +206,14 @@ class LedgerClient(RegistryCalls):
         root, total, posted_at, disputed = self._read("ContributionLedger", "epochRecord", epoch)
         return {"root": bytes(root), "cumulative_total": int(total), "posted_at": int(posted_at), "disputed": bool(disputed)}
 
+    def epoch_voters(self, epoch: int) -> list[str]:
+        """Validators that posted ``epoch``'s current (root, total), revoked ones included."""
+        return [str(a) for a in self._read("ContributionLedger", "voters", epoch)]
+
+    def root_quorum(self) -> int:
+        """Live validator votes a root needs to become final."""
+        return int(self._read("ContributionLedger", "quorum"))
+
     def finalized(self) -> tuple[int, bytes, int]:
         epoch, root, total = self._read("ContributionLedger", "finalized")
         return int(epoch), bytes(root), int(total)
