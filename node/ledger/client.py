@@ -214,6 +214,10 @@ class LedgerClient(RegistryCalls):
         """Live validator votes a root needs to become final."""
         return int(self._read("ContributionLedger", "quorum"))
 
+    def max_epoch_increase(self) -> int:
+        """Most one epoch may raise the cumulative total by."""
+        return int(self._read("ContributionLedger", "maxEpochIncrease"))
+
     def finalized(self) -> tuple[int, bytes, int]:
         epoch, root, total = self._read("ContributionLedger", "finalized")
         return int(epoch), bytes(root), int(total)
