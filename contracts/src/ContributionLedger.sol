@@ -12,12 +12,17 @@ import {RewardToken} from "./RewardToken.sol";
  * @title ContributionLedger
  * @notice Settles hivenet rewards with one Merkle root per epoch.
  *
- * Each epoch a validator posts the root of a tree whose leaves are
+ * Each epoch validators post the root of a tree whose leaves are
  * `keccak256(bytes.concat(keccak256(abi.encode(account, cumulativeAmount))))` (the
  * OpenZeppelin StandardMerkleTree leaf for `(address, uint256)`), where `cumulativeAmount`
  * is everything `account` has earned up to that epoch, plus the sum of those amounts.
- * Other validators may dispute the root during the challenge window; an undisputed root
- * becomes final when anyone calls {finalizeEpoch} after the window. Claims are checked
+ * The first post of an epoch opens its (root, total); every other validator that computed
+ * the same tuple posts it too, adding its vote. A root becomes final when anyone calls
+ * {finalizeEpoch} after the challenge window, undisputed, with votes from at least
+ * {quorum} validators that still hold the role, so no single key can settle a root where
+ * the quorum is above one (a quorum of one is only meant for a one-validator deployment).
+ * Epochs advance by exactly one, each epoch may raise the cumulative total by at most
+ * {maxEpochIncrease}, and a final total never exceeds what was funded. Claims are checked
  * against the latest final root and pay the difference to what the account already
  * claimed, to anyone's transaction, and never more than was funded.
  *
@@ -39,8 +44,20 @@ contract ContributionLedger is AccessControl, ReentrancyGuardTransient {
         bool disputed;
     }
 
+    /// @notice The shortest challenge window a deployment accepts, in seconds.
+    uint64 public constant MIN_CHALLENGE_WINDOW = 1;
+    /// @notice Seconds between proposing a new quorum and applying it, so validators can react.
+    uint64 public constant QUORUM_CHANGE_DELAY = 2 days;
+
     RewardToken private immutable _token;
     uint64 private immutable _challengeWindow;
+    uint128 private immutable _maxEpochIncrease;
+
+    // Validators that posted the epoch's current (root, total); cleared when a disputed epoch is re-posted.
+    mapping(uint64 epoch => address[]) private _voters;
+    uint32 private _quorum;
+    uint32 private _pendingQuorum;
+    uint64 private _pendingQuorumAt;
 
     mapping(uint64 epoch => EpochRecord) private _epochs;
     uint64 private _latestEpoch;
@@ -54,6 +71,12 @@ contract ContributionLedger is AccessControl, ReentrancyGuardTransient {
     event LedgerFunded(address indexed funder, uint256 amount, uint256 totalFunded);
     /// @notice Emitted after `validator` posted the root of `epoch`.
     event EpochPosted(uint64 indexed epoch, bytes32 root, uint256 cumulativeTotal, address indexed validator);
+    /// @notice Emitted for every post of `epoch`'s (root, total), the opening one included; `votes` counts it.
+    event EpochVoted(uint64 indexed epoch, bytes32 root, uint256 cumulativeTotal, address indexed validator, uint256 votes);
+    /// @notice Emitted after the admin proposed quorum `quorum`, applicable from `applicableAt`.
+    event QuorumChangeProposed(uint32 quorum, uint256 applicableAt);
+    /// @notice Emitted after the quorum became `quorum`.
+    event QuorumChanged(uint32 quorum);
     /// @notice Emitted after `validator` disputed the root of `epoch`.
     event EpochDisputed(uint64 indexed epoch, address indexed validator, bytes32 reason);
     /// @notice Emitted after the root of `epoch` became final.
@@ -87,6 +110,26 @@ contract ContributionLedger is AccessControl, ReentrancyGuardTransient {
     error ContributionLedgerNothingToClaim(address account, uint256 cumulativeAmount, uint256 claimed);
     /// @dev Paying `payout` would exceed the funded pool; only `available` is left.
     error ContributionLedgerInsufficientFunds(uint256 payout, uint256 available);
+    /// @dev `epoch` skips epochs: the next new one is `latestEpoch + 1`.
+    error ContributionLedgerEpochSkipped(uint64 epoch, uint64 latestEpoch);
+    /// @dev `epoch` is open with another (root, total); dispute it instead of posting a rival.
+    error ContributionLedgerConflictingRoot(uint64 epoch, bytes32 root, uint256 cumulativeTotal);
+    /// @dev `validator` already voted for the current root of `epoch`.
+    error ContributionLedgerAlreadyVoted(uint64 epoch, address validator);
+    /// @dev `cumulativeTotal` is above `limit`, the last final total plus the per-epoch cap for each epoch since.
+    error ContributionLedgerEmissionCapExceeded(uint64 epoch, uint256 cumulativeTotal, uint256 limit);
+    /// @dev `cumulativeTotal` is above the `funded` pool.
+    error ContributionLedgerTotalExceedsFunding(uint256 cumulativeTotal, uint256 funded);
+    /// @dev Only `votes` live validators voted for `epoch`'s root; `quorum` are needed.
+    error ContributionLedgerQuorumNotReached(uint64 epoch, uint256 votes, uint256 quorum);
+    /// @dev The challenge window must be at least `minimum` seconds.
+    error ContributionLedgerWindowTooShort(uint64 challengeWindow, uint64 minimum);
+    /// @dev The quorum and the per-epoch cap must be positive.
+    error ContributionLedgerInvalidParameter();
+    /// @dev No quorum change is proposed.
+    error ContributionLedgerNoQuorumChange();
+    /// @dev The proposed quorum change applies from `applicableAt`.
+    error ContributionLedgerQuorumChangeNotDue(uint256 applicableAt);
     /// @dev Funding amounts must be positive.
     error ContributionLedgerZeroAmount();
 
@@ -96,11 +139,49 @@ contract ContributionLedger is AccessControl, ReentrancyGuardTransient {
      * @param challengeWindow_ Seconds during which a posted root can be disputed.
      * @param admin Receives `DEFAULT_ADMIN_ROLE` here (grants `VALIDATOR_ROLE`) and in the
      * token, with its `MINTER_ROLE`.
+     * @param quorum_ Distinct validators that must post an epoch's (root, total) before it can
+     * become final; 1 only for a deployment with one validator.
+     * @param maxEpochIncrease_ Most an epoch may raise the cumulative total by.
      */
-    constructor(string memory tokenName, string memory tokenSymbol, uint64 challengeWindow_, address admin) {
+    constructor(
+        string memory tokenName,
+        string memory tokenSymbol,
+        uint64 challengeWindow_,
+        address admin,
+        uint32 quorum_,
+        uint128 maxEpochIncrease_
+    ) {
+        if (challengeWindow_ < MIN_CHALLENGE_WINDOW) {
+            revert ContributionLedgerWindowTooShort(challengeWindow_, MIN_CHALLENGE_WINDOW);
+        }
+        if (quorum_ == 0 || maxEpochIncrease_ == 0) revert ContributionLedgerInvalidParameter();
         _token = _createToken(tokenName, tokenSymbol, admin);
         _challengeWindow = challengeWindow_;
+        _quorum = quorum_;
+        _maxEpochIncrease = maxEpochIncrease_;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    }
+
+    /**
+     * @notice Proposes a new quorum (admin only); anyone may apply it after {QUORUM_CHANGE_DELAY}.
+     */
+    function proposeQuorum(uint32 quorum_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (quorum_ == 0) revert ContributionLedgerInvalidParameter();
+        uint64 at = uint64(block.timestamp) + QUORUM_CHANGE_DELAY;
+        _pendingQuorum = quorum_;
+        _pendingQuorumAt = at;
+        emit QuorumChangeProposed(quorum_, at);
+    }
+
+    /// @notice Applies the proposed quorum once its delay has passed.
+    function applyQuorum() external {
+        uint32 next = _pendingQuorum;
+        if (next == 0) revert ContributionLedgerNoQuorumChange();
+        if (block.timestamp < _pendingQuorumAt) revert ContributionLedgerQuorumChangeNotDue(_pendingQuorumAt);
+        _quorum = next;
+        _pendingQuorum = 0;
+        _pendingQuorumAt = 0;
+        emit QuorumChanged(next);
     }
 
     /**
@@ -115,24 +196,39 @@ contract ContributionLedger is AccessControl, ReentrancyGuardTransient {
     }
 
     /**
-     * @notice Posts the Merkle root of cumulative rewards for `epoch` (validators only).
-     * @dev `epoch` must exceed every posted epoch, or replace a disputed one.
+     * @notice Posts, or votes for, the Merkle root of cumulative rewards for `epoch` (validators only).
+     * @dev The first post of `epoch` (or the first after a dispute) opens its (root, total);
+     * later posts must carry the same tuple and add one vote each. A new epoch is exactly
+     * `latestEpoch + 1`.
      */
     function postEpoch(uint64 epoch, bytes32 root, uint256 cumulativeTotal) external onlyRole(VALIDATOR_ROLE) {
         if (epoch == 0) revert ContributionLedgerInvalidEpoch(epoch);
         if (root == bytes32(0)) revert ContributionLedgerEmptyRoot();
-        EpochRecord storage record = _epochs[epoch];
+        if (epoch <= _finalizedEpoch) revert ContributionLedgerEpochAlreadyFinal(epoch, _finalizedEpoch);
         uint64 latest = _latestEpoch;
-        if (epoch <= latest && !(record.disputed && epoch > _finalizedEpoch)) {
-            revert ContributionLedgerEpochNotIncreasing(epoch, latest);
+        if (epoch > latest && epoch - latest > 1) revert ContributionLedgerEpochSkipped(epoch, latest);
+        _checkTotal(epoch, cumulativeTotal);
+        EpochRecord storage record = _epochs[epoch];
+        address[] storage list = _voters[epoch];
+        if (record.postedAt == 0 || record.disputed) {
+            if (record.disputed) delete _voters[epoch];
+            record.root = root;
+            record.cumulativeTotal = SafeCast.toUint128(cumulativeTotal);
+            record.postedAt = uint64(block.timestamp);
+            record.disputed = false;
+            if (epoch > latest) _latestEpoch = epoch;
+            emit EpochPosted(epoch, root, cumulativeTotal, msg.sender);
+        } else {
+            if (record.root != root || record.cumulativeTotal != cumulativeTotal) {
+                revert ContributionLedgerConflictingRoot(epoch, record.root, record.cumulativeTotal);
+            }
+            uint256 n = list.length;
+            for (uint256 i; i < n; ++i) {
+                if (list[i] == msg.sender) revert ContributionLedgerAlreadyVoted(epoch, msg.sender);
+            }
         }
-        if (cumulativeTotal < _finalizedTotal) revert ContributionLedgerTotalDecreased(cumulativeTotal, _finalizedTotal);
-        record.root = root;
-        record.cumulativeTotal = SafeCast.toUint128(cumulativeTotal);
-        record.postedAt = uint64(block.timestamp);
-        record.disputed = false;
-        if (epoch > latest) _latestEpoch = epoch;
-        emit EpochPosted(epoch, root, cumulativeTotal, msg.sender);
+        list.push(msg.sender);
+        emit EpochVoted(epoch, root, cumulativeTotal, msg.sender, list.length);
     }
 
     /**
@@ -161,6 +257,12 @@ contract ContributionLedger is AccessControl, ReentrancyGuardTransient {
         if (epoch <= _finalizedEpoch) revert ContributionLedgerEpochAlreadyFinal(epoch, _finalizedEpoch);
         uint256 finalAt = uint256(record.postedAt) + _challengeWindow;
         if (block.timestamp < finalAt) revert ContributionLedgerChallengeWindowOpen(epoch, finalAt);
+        uint256 votes = liveVotes(epoch);
+        if (votes < _quorum) revert ContributionLedgerQuorumNotReached(epoch, votes, _quorum);
+        _checkTotal(epoch, record.cumulativeTotal);
+        if (record.cumulativeTotal > _totalFunded) {
+            revert ContributionLedgerTotalExceedsFunding(record.cumulativeTotal, _totalFunded);
+        }
         _finalizedEpoch = epoch;
         _finalizedTotal = record.cumulativeTotal;
         _finalizedRoot = record.root;
@@ -193,6 +295,38 @@ contract ContributionLedger is AccessControl, ReentrancyGuardTransient {
         if (payout > available) revert ContributionLedgerInsufficientFunds(payout, available);
         _token.settleClaim(account, cumulativeAmount);
         emit RewardClaimed(account, msg.sender, payout, cumulativeAmount);
+    }
+
+    /**
+     * @notice Votes for `epoch`'s current root from validators that still hold the role: a
+     * revoked validator's votes no longer count.
+     */
+    function liveVotes(uint64 epoch) public view returns (uint256 votes) {
+        address[] storage list = _voters[epoch];
+        uint256 n = list.length;
+        for (uint256 i; i < n; ++i) {
+            if (hasRole(VALIDATOR_ROLE, list[i])) ++votes;
+        }
+    }
+
+    /// @notice The validators that posted `epoch`'s current root (revoked ones included).
+    function voters(uint64 epoch) external view returns (address[] memory) {
+        return _voters[epoch];
+    }
+
+    /// @notice Live votes a root needs to become final.
+    function quorum() external view returns (uint32) {
+        return _quorum;
+    }
+
+    /// @notice The proposed quorum and when it applies (zeros if none).
+    function pendingQuorum() external view returns (uint32 quorum_, uint64 applicableAt) {
+        return (_pendingQuorum, _pendingQuorumAt);
+    }
+
+    /// @notice Most an epoch may raise the cumulative total by.
+    function maxEpochIncrease() external view returns (uint256) {
+        return _maxEpochIncrease;
     }
 
     /// @notice The reward token (created by this ledger).
@@ -228,6 +362,17 @@ contract ContributionLedger is AccessControl, ReentrancyGuardTransient {
     /// @notice Tokens ever funded into and claimed from the pool.
     function totals() external view returns (uint256 funded, uint256 claimedTotal) {
         return (_totalFunded, _token.claimedOf(address(this)));
+    }
+
+    /**
+     * @dev A total for `epoch` must not fall below the last final total, nor rise above it by
+     * more than the cap for each epoch since the last final one.
+     */
+    function _checkTotal(uint64 epoch, uint256 cumulativeTotal) private view {
+        uint256 finalTotal = _finalizedTotal;
+        if (cumulativeTotal < finalTotal) revert ContributionLedgerTotalDecreased(cumulativeTotal, finalTotal);
+        uint256 limit = finalTotal + uint256(_maxEpochIncrease) * (epoch - _finalizedEpoch);
+        if (cumulativeTotal > limit) revert ContributionLedgerEmissionCapExceeded(epoch, cumulativeTotal, limit);
     }
 
     /**

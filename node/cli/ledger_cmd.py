@@ -44,6 +44,11 @@ def deploy(
     password_file: PasswordFileOpt = None,
     outbox: OutboxOpt = None,
     challenge_window: Annotated[int, typer.Option(help="Seconds a posted epoch root can be disputed.")] = 3600,
+    root_quorum: Annotated[int, typer.Option(
+        help="Validators that must post the same epoch root before it can be final; 1 only for one validator.")] = 1,
+    max_epoch_increase: Annotated[int, typer.Option(
+        help="Most one epoch may raise the cumulative reward total by (base units); default: only the pool bounds it.")
+    ] = 2**128 - 1,
     dev_fund: Annotated[bool, typer.Option(help="Fund the deployer from the node's unlocked dev account (anvil).")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -62,7 +67,8 @@ def deploy(
         if dev_fund:
             chain.faucet(identity.address, 10**20)
         client = LedgerClient.open(config, identity.account, chain=chain)
-        result = client.deploy(DeployConfig(challenge_window_s=challenge_window))
+        result = client.deploy(DeployConfig(challenge_window_s=challenge_window, root_quorum=root_quorum,
+                                            max_epoch_increase=max_epoch_increase))
         client.close()
         result.save(deployment)
         typer.echo(json.dumps(result.__dict__) if as_json else f"deployed on chain {result.chain_id}; wrote {deployment}")

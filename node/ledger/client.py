@@ -83,9 +83,9 @@ class LedgerClient(RegistryCalls):
         """
         me = self.address
         tag = tag or f"{self.chain.chain_id()}:{me}"
-        ledger = self._deploy(
-            "ContributionLedger", [config.token_name, config.token_symbol, config.challenge_window_s, me], tag
-        )
+        ledger_args = [config.token_name, config.token_symbol, config.challenge_window_s, me, config.root_quorum,
+                       config.max_epoch_increase]
+        ledger = self._deploy("ContributionLedger", ledger_args, tag)
         ledger_handle = self.chain.w3.eth.contract(
             address=Web3.to_checksum_address(str(ledger.contract_address)), abi=load_artifact("ContributionLedger").abi
         )
@@ -205,6 +205,18 @@ class LedgerClient(RegistryCalls):
     def epoch_record(self, epoch: int) -> dict[str, Any]:
         root, total, posted_at, disputed = self._read("ContributionLedger", "epochRecord", epoch)
         return {"root": bytes(root), "cumulative_total": int(total), "posted_at": int(posted_at), "disputed": bool(disputed)}
+
+    def epoch_voters(self, epoch: int) -> list[str]:
+        """Validators that posted ``epoch``'s current (root, total), revoked ones included."""
+        return [str(a) for a in self._read("ContributionLedger", "voters", epoch)]
+
+    def root_quorum(self) -> int:
+        """Live validator votes a root needs to become final."""
+        return int(self._read("ContributionLedger", "quorum"))
+
+    def max_epoch_increase(self) -> int:
+        """Most one epoch may raise the cumulative total by."""
+        return int(self._read("ContributionLedger", "maxEpochIncrease"))
 
     def finalized(self) -> tuple[int, bytes, int]:
         epoch, root, total = self._read("ContributionLedger", "finalized")

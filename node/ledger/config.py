@@ -38,6 +38,15 @@ class DeployConfig:
     token_symbol: str = "HIVE"
     # Seconds a posted epoch root can be disputed before anyone may finalize it.
     challenge_window_s: int = 3600
+    # Distinct validators that must post the same (epoch, root, total) before it can become final.
+    # 1 suits only a deployment with one validator (the local testnet and demo); with several
+    # validators set it to a majority, or one key can settle any root. Governance may change it
+    # later, after the ledger's QUORUM_CHANGE_DELAY.
+    root_quorum: int = 1
+    # Most one epoch may raise the cumulative reward total by (token base units). The default
+    # bounds nothing beyond the funded pool, which finalization also enforces; a production
+    # deployment sets it to its per-epoch emission.
+    max_epoch_increase: int = 2**128 - 1
     # Stake (token base units) before a node may request its peer binding.
     min_stake: int = 100 * 10**18
     # Seconds between requesting an unbond and withdrawing it, so slashing can still reach it.

@@ -18,12 +18,24 @@ class AccessControlUnauthorizedAccount(ContractRevert):
     """``AccessControlUnauthorizedAccount(address account, bytes32 neededRole)``: The sending account lacks the role; ask the contract admin to grant it."""
 
 
+class ContributionLedgerAlreadyVoted(ContractRevert):
+    """``ContributionLedgerAlreadyVoted(uint64 epoch, address validator)``: This validator already voted for the epoch's current root."""
+
+
 class ContributionLedgerChallengeWindowClosed(ContractRevert):
     """``ContributionLedgerChallengeWindowClosed(uint64 epoch, uint256 finalAt)``: The window to dispute this epoch has passed."""
 
 
 class ContributionLedgerChallengeWindowOpen(ContractRevert):
     """``ContributionLedgerChallengeWindowOpen(uint64 epoch, uint256 finalAt)``: Wait until finalAt (a block timestamp) and finalize again."""
+
+
+class ContributionLedgerConflictingRoot(ContractRevert):
+    """``ContributionLedgerConflictingRoot(uint64 epoch, bytes32 root, uint256 cumulativeTotal)``: The epoch is open with another root; compare it and dispute it if it is wrong."""
+
+
+class ContributionLedgerEmissionCapExceeded(ContractRevert):
+    """``ContributionLedgerEmissionCapExceeded(uint64 epoch, uint256 cumulativeTotal, uint256 limit)``: The total rises faster than the deployment's per-epoch cap allows."""
 
 
 class ContributionLedgerEmptyRoot(ContractRevert):
@@ -42,12 +54,20 @@ class ContributionLedgerEpochNotIncreasing(ContractRevert):
     """``ContributionLedgerEpochNotIncreasing(uint64 epoch, uint64 latestEpoch)``: Post a higher epoch number (or re-post only a disputed one)."""
 
 
+class ContributionLedgerEpochSkipped(ContractRevert):
+    """``ContributionLedgerEpochSkipped(uint64 epoch, uint64 latestEpoch)``: Post latestEpoch + 1: epochs advance by exactly one."""
+
+
 class ContributionLedgerInsufficientFunds(ContractRevert):
     """``ContributionLedgerInsufficientFunds(uint256 payout, uint256 available)``: The reward pool is underfunded; a funder must call fund() first."""
 
 
 class ContributionLedgerInvalidEpoch(ContractRevert):
     """``ContributionLedgerInvalidEpoch(uint64 epoch)``"""
+
+
+class ContributionLedgerInvalidParameter(ContractRevert):
+    """``ContributionLedgerInvalidParameter()``"""
 
 
 class ContributionLedgerInvalidProof(ContractRevert):
@@ -58,16 +78,36 @@ class ContributionLedgerNoFinalRoot(ContractRevert):
     """``ContributionLedgerNoFinalRoot()``: No epoch is final yet; wait for the challenge window and finalize."""
 
 
+class ContributionLedgerNoQuorumChange(ContractRevert):
+    """``ContributionLedgerNoQuorumChange()``"""
+
+
 class ContributionLedgerNothingToClaim(ContractRevert):
     """``ContributionLedgerNothingToClaim(address account, uint256 cumulativeAmount, uint256 claimed)``: Everything up to this cumulative amount was claimed already."""
+
+
+class ContributionLedgerQuorumChangeNotDue(ContractRevert):
+    """``ContributionLedgerQuorumChangeNotDue(uint256 applicableAt)``: Apply the quorum change after applicableAt (a block timestamp)."""
+
+
+class ContributionLedgerQuorumNotReached(ContractRevert):
+    """``ContributionLedgerQuorumNotReached(uint64 epoch, uint256 votes, uint256 quorum)``: Too few live validators posted this root; wait for their posts."""
 
 
 class ContributionLedgerTotalDecreased(ContractRevert):
     """``ContributionLedgerTotalDecreased(uint256 cumulativeTotal, uint256 finalizedTotal)``"""
 
 
+class ContributionLedgerTotalExceedsFunding(ContractRevert):
+    """``ContributionLedgerTotalExceedsFunding(uint256 cumulativeTotal, uint256 funded)``: The root's total is above the funded pool; a funder must call fund() first."""
+
+
 class ContributionLedgerUnknownEpoch(ContractRevert):
     """``ContributionLedgerUnknownEpoch(uint64 epoch)``"""
+
+
+class ContributionLedgerWindowTooShort(ContractRevert):
+    """``ContributionLedgerWindowTooShort(uint64 challengeWindow, uint64 minimum)``: Deploy with a longer challenge window."""
 
 
 class ContributionLedgerZeroAmount(ContractRevert):
@@ -229,19 +269,29 @@ class StringTooLong(ContractRevert):
 BY_NAME: dict[str, type[ContractRevert]] = {
     "AccessControlBadConfirmation": AccessControlBadConfirmation,
     "AccessControlUnauthorizedAccount": AccessControlUnauthorizedAccount,
+    "ContributionLedgerAlreadyVoted": ContributionLedgerAlreadyVoted,
     "ContributionLedgerChallengeWindowClosed": ContributionLedgerChallengeWindowClosed,
     "ContributionLedgerChallengeWindowOpen": ContributionLedgerChallengeWindowOpen,
+    "ContributionLedgerConflictingRoot": ContributionLedgerConflictingRoot,
+    "ContributionLedgerEmissionCapExceeded": ContributionLedgerEmissionCapExceeded,
     "ContributionLedgerEmptyRoot": ContributionLedgerEmptyRoot,
     "ContributionLedgerEpochAlreadyFinal": ContributionLedgerEpochAlreadyFinal,
     "ContributionLedgerEpochDisputed": ContributionLedgerEpochDisputed,
     "ContributionLedgerEpochNotIncreasing": ContributionLedgerEpochNotIncreasing,
+    "ContributionLedgerEpochSkipped": ContributionLedgerEpochSkipped,
     "ContributionLedgerInsufficientFunds": ContributionLedgerInsufficientFunds,
     "ContributionLedgerInvalidEpoch": ContributionLedgerInvalidEpoch,
+    "ContributionLedgerInvalidParameter": ContributionLedgerInvalidParameter,
     "ContributionLedgerInvalidProof": ContributionLedgerInvalidProof,
     "ContributionLedgerNoFinalRoot": ContributionLedgerNoFinalRoot,
+    "ContributionLedgerNoQuorumChange": ContributionLedgerNoQuorumChange,
     "ContributionLedgerNothingToClaim": ContributionLedgerNothingToClaim,
+    "ContributionLedgerQuorumChangeNotDue": ContributionLedgerQuorumChangeNotDue,
+    "ContributionLedgerQuorumNotReached": ContributionLedgerQuorumNotReached,
     "ContributionLedgerTotalDecreased": ContributionLedgerTotalDecreased,
+    "ContributionLedgerTotalExceedsFunding": ContributionLedgerTotalExceedsFunding,
     "ContributionLedgerUnknownEpoch": ContributionLedgerUnknownEpoch,
+    "ContributionLedgerWindowTooShort": ContributionLedgerWindowTooShort,
     "ContributionLedgerZeroAmount": ContributionLedgerZeroAmount,
     "ECDSAInvalidSignature": ECDSAInvalidSignature,
     "ECDSAInvalidSignatureLength": ECDSAInvalidSignatureLength,

@@ -214,12 +214,29 @@ class Validator:
                 self._compare(ledger_epoch, root)
                 del self.pending[ledger_epoch]
                 continue
+            elif self._should_vote(ledger_epoch):
+                try:  # another validator opened our (root, total): our post is a vote towards the quorum
+                    self.client.post_epoch(ledger_epoch, root, total)
+                except ContractRevert as e:  # e.g. same root with another total: compare instead
+                    log.error("ledger epoch %d: the ledger refused our vote (%s)", ledger_epoch, e)
+                    self._compare(ledger_epoch, root)
+                    del self.pending[ledger_epoch]
+                    continue
+                sent.append(ledger_epoch)
             else:
                 log.info("ledger epoch %d: our root is on chain already (posted before a restart)", ledger_epoch)
             del self.pending[ledger_epoch]
             if ledger_epoch not in self.posted:
                 self.posted.append(ledger_epoch)
         return sent
+
+    def _should_vote(self, ledger_epoch: int) -> bool:
+        """True when the ledger needs more than one vote and ours is not among the epoch's voters."""
+        assert self.client is not None
+        if self.client.root_quorum() <= 1:
+            return False
+        me = self.client.address.lower()
+        return all(v.lower() != me for v in self.client.epoch_voters(ledger_epoch))
 
     def _compare(self, ledger_epoch: int, root: bytes) -> bool | None:
         """None while no root is posted for the epoch; else True when this call disputed it, False when it

@@ -47,7 +47,8 @@ def test_keys_deploy_status_and_claim(tmp_path: Path, anvil_url: str) -> None:
     assert wrong.returncode == 2 and "wrong password" in wrong.stderr and not dep.exists()
 
     hivenet("ledger", "deploy", "--rpc", anvil_url, "--keystore", str(keystore), "--password-file", str(pw),
-            "--deployment", str(dep), "--challenge-window", "10", "--dev-fund")
+            "--deployment", str(dep), "--challenge-window", "10", "--dev-fund", "--root-quorum", "1",
+            "--max-epoch-increase", "1000")
     deployment = Deployment.load(dep)
 
     # A validator (here the deployer, through the library) settles one epoch for two peers.
@@ -55,6 +56,7 @@ def test_keys_deploy_status_and_claim(tmp_path: Path, anvil_url: str) -> None:
 
     chain = Chain.connect(LedgerConfig(rpc_url=anvil_url))
     admin = LedgerClient(chain, load_keystore(keystore, "s3cret").account, Outbox(None), deployment)
+    assert (admin.root_quorum(), admin.max_epoch_increase()) == (1, 1000)
     peer = Account.create().address
     admin.mint(admin.address, 100)
     admin.fund(100)

@@ -97,8 +97,12 @@ def test_epoch_rules_raise_named_errors(admin: LedgerClient, new_client: Callabl
     with pytest.raises(ce.ContributionLedgerChallengeWindowOpen) as info:
         admin.finalize_epoch(1)
     assert info.value.fields["epoch"] == 1
-    with pytest.raises(ce.ContributionLedgerEpochNotIncreasing):
+    with pytest.raises(ce.ContributionLedgerConflictingRoot) as conflict:
         admin.post_epoch(1, b"\x01" * 32, 9)
+    assert conflict.value.fields["root"] == tree.root
+    with pytest.raises(ce.ContributionLedgerEpochSkipped) as skipped:
+        admin.post_epoch(3, tree.root, tree.total)
+    assert skipped.value.fields == {"epoch": 3, "latestEpoch": 1}
     outsider = new_client(admin.deployment)
     with pytest.raises(ce.AccessControlUnauthorizedAccount) as denied:
         outsider.post_epoch(2, tree.root, tree.total)
@@ -116,10 +120,18 @@ def test_claim_never_exceeds_funding(admin: LedgerClient) -> None:
     admin.mint(admin.address, 10 * E18)
     admin.fund(2 * E18)
     tree = RewardsTree.build({alice: 3 * E18})
-    _settle(admin, 1, tree)
-    with pytest.raises(ce.ContributionLedgerInsufficientFunds) as info:
+    admin.post_epoch(1, tree.root, tree.total)
+    admin.chain.advance_time(WINDOW + 1)
+    # A root whose total is above the pool never becomes final, so no claim can outrun the funding.
+    with pytest.raises(ce.ContributionLedgerTotalExceedsFunding) as info:
+        admin.finalize_epoch(1)
+    assert info.value.fields == {"cumulativeTotal": 3 * E18, "funded": 2 * E18}
+    with pytest.raises(ce.ContributionLedgerNoFinalRoot):
         admin.claim(alice, 3 * E18, tree.proof(alice))
-    assert info.value.fields == {"payout": 3 * E18, "available": 2 * E18}
+    admin.fund(1 * E18)
+    admin.finalize_epoch(1)
+    admin.claim(alice, 3 * E18, tree.proof(alice))
+    assert admin.token_balance(alice) == 3 * E18
 
 
 def test_node_stakes_binds_unbonds_and_is_slashed(

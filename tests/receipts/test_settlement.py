@@ -11,6 +11,7 @@ import pytest
 from node.hooks import Hooks
 from node.ledger import contract_errors as ce
 from node.ledger.client import LedgerClient
+from node.ledger.config import DeployConfig
 from node.ledger.rewards_file import EpochRewards
 from tests.ledger.conftest import WINDOW
 from tests.receipts.sim import make_peers, simulate, small_corpus
@@ -88,3 +89,29 @@ def test_a_wrong_root_is_disputed_and_never_final(tmp_path: Path, admin: LedgerC
     assert bad.finalize_due() == []
     assert admin.finalized()[0] == 0
     assert [d["epoch"] for d in admin.events("ContributionLedger", "EpochDisputed")] == [1]
+
+
+def test_a_second_settling_validator_votes_for_the_same_root(tmp_path: Path,
+                                                            new_client: Callable[..., LedgerClient]) -> None:
+    """With a quorum of two, one validator's post stays unfinalizable until the second posts the same root."""
+    _, receipts = _receipts(tmp_path)
+    admin = new_client()
+    admin.deploy(DeployConfig(challenge_window_s=WINDOW, root_quorum=2))
+    second_client = new_client(admin.deployment)
+    admin.grant_validator(second_client.address)
+    admin.mint(admin.address, EPOCHS * EMISSION)
+    admin.fund(EPOCHS * EMISSION)
+    snap = tmp_path / "snap"
+    first = validator(tmp_path / "a", receipts, client=admin, snap=snap, challenge_window_s=WINDOW)
+    second = validator(tmp_path / "b", receipts, client=second_client, snap=snap, challenge_window_s=WINDOW)
+    first.poll(ahead=10)
+    first.process(0)
+    admin.chain.advance_time(WINDOW + 1)
+    with pytest.raises(ce.ContributionLedgerQuorumNotReached):
+        admin.finalize_epoch(1)
+    second.poll(ahead=10)
+    second.process(0)
+    assert second.posted == [1]
+    assert {v.lower() for v in admin.epoch_voters(1)} == {admin.address.lower(), second_client.address.lower()}
+    admin.finalize_epoch(1)
+    assert admin.finalized()[0] == 1

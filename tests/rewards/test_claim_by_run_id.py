@@ -99,7 +99,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory):
         chain.faucet(admin_account.address, 10**20)
         admin = LedgerClient(chain, admin_account, Outbox(None))
         deployment = admin.deploy(DeployConfig(challenge_window_s=WINDOW))
-        other = admin.deploy_contract("ContributionLedger", ["Other", "OTH", WINDOW, admin.address], tag="other")
+        other = admin.deploy_contract("ContributionLedger", ["Other", "OTH", WINDOW, admin.address, 1, 2**128 - 1], tag="other")
         other_path = home / "other-deployment.json"
         deployment.__class__(**{**deployment.__dict__, "ledger": str(other.address)}).save(other_path)
 

@@ -33,7 +33,7 @@ contract HookToken is RewardToken {
 
 /// @dev A ContributionLedger whose token is a {HookToken}; `admin` administers and mints both.
 contract HookLedger is ContributionLedger {
-    constructor(uint64 challengeWindow_, address admin) ContributionLedger("Hook", "HOOK", challengeWindow_, admin) {}
+    constructor(uint64 challengeWindow_, address admin) ContributionLedger("Hook", "HOOK", challengeWindow_, admin, 1, type(uint128).max) {}
 
     function hookToken() external view returns (HookToken) {
         return HookToken(address(this.token()));
