@@ -77,6 +77,10 @@ def mean(stacked: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Te
 def coordinate_median(stacked: torch.Tensor) -> torch.Tensor:
     """Per coordinate, the middle value (the mean of the two middle values for an even count)."""
     n = stacked.shape[0]
+    if n in (3, 4):  # the middle one or two: what is left without the extremes (a sort is ~50x a mean here)
+        return _without_extremes(stacked)
+    if n <= 2:
+        return stacked.mean(dim=0)
     ordered = stacked.sort(dim=0).values
     if n % 2 == 1:
         return ordered[n // 2].clone()
@@ -90,7 +94,15 @@ def trimmed_mean(stacked: torch.Tensor, trim: int) -> torch.Tensor:
         raise ValueError(f"cannot trim {trim} from each side of {n} values")
     if trim == 0:
         return stacked.mean(dim=0)
+    if trim == 1:
+        return _without_extremes(stacked)
     return stacked.sort(dim=0).values[trim:n - trim].mean(dim=0)
+
+
+def _without_extremes(stacked: torch.Tensor) -> torch.Tensor:
+    """Per coordinate, the mean of the values other than one smallest and one largest (three passes, no sort)."""
+    n = stacked.shape[0]
+    return (stacked.sum(dim=0) - stacked.amax(dim=0) - stacked.amin(dim=0)) / (n - 2)
 
 
 def _row_norms(diff: torch.Tensor) -> torch.Tensor:
@@ -121,10 +133,26 @@ def centered_clip(
     """
     if stacked.shape[0] == 1:
         return stacked[0].clone()
-    w = torch.full((stacked.shape[0],), 1.0 / stacked.shape[0]) if weights is None else weights / weights.sum()
-    w = w.to(stacked.dtype)
-    v = coordinate_median(stacked) if center is None else center.to(stacked.dtype).clone()
-    distances = _row_norms(stacked - v)
+    n = stacked.shape[0]
+    w = torch.full((n,), 1.0 / n) if weights is None else weights / weights.sum()
+    w = w.to(torch.float64)
+    v0 = coordinate_median(stacked) if center is None else center.to(stacked.dtype).clone()
+    # Every iterate is v = a @ X + b * v0, so the distances ||x_i - v|| follow from the senders' Gram matrix and
+    # their products with v0 in float64 (n x n numbers): two passes over the part and one to build the result,
+    # where iterating on the vectors themselves costs three passes per iteration.
+    X = stacked.reshape(n, -1)
+    start = v0.reshape(-1)
+    gram = (X @ X.T).to(torch.float64)
+    along = (X @ start).to(torch.float64)
+    start_sq = float(start.to(torch.float64).square().sum())
+    a, b = torch.zeros(n, dtype=torch.float64), 1.0
+
+    def distances_to(a: torch.Tensor, b: float) -> torch.Tensor:
+        cross = gram @ a + b * along  # x_i . v
+        v_sq = float(a @ gram @ a) + 2 * b * float(a @ along) + b * b * start_sq
+        return (gram.diagonal() - 2 * cross + v_sq).clamp_min(0).sqrt()
+
+    distances = distances_to(a, b)
     spread = float(distances.median())
     if reject_beyond is not None and spread > 0:
         kept = torch.where(distances <= reject_beyond * spread, w, torch.zeros_like(w))
@@ -132,18 +160,24 @@ def centered_clip(
         if bool(left_out.any()) and float(kept.sum()) > 0:
             w = kept / kept.sum()
             if on_reject is not None:
-                on_reject(left_out, distances / spread)
+                on_reject(left_out, (distances / spread).to(torch.float32))
     radius = spread * radius_scale if tau is None else float(tau)
     for _ in range(iterations):
-        diff = stacked - v
-        norms = _row_norms(diff)
+        norms = distances_to(a, b)
         # min(1, tau / ||d||), written so that a zero distance (or radius) never divides by zero
         scale = torch.where(norms > radius, radius / norms.clamp_min(1e-30), torch.ones_like(norms))
-        step = torch.tensordot(w * scale, diff, dims=1)
-        v = v + step
-        if float(step.norm()) <= 1e-12 * (1.0 + float(v.norm())):
+        c = w * scale  # step = sum_i c_i (x_i - v)
+        total = float(c.sum())
+        step_a, step_b = c - total * a, -total * b
+        a, b = a + step_a, b + step_b
+        step_sq = float(step_a @ gram @ step_a) + 2 * step_b * float(step_a @ along) + step_b * step_b * start_sq
+        v_sq = float(a @ gram @ a) + 2 * b * float(a @ along) + b * b * start_sq
+        if math.sqrt(max(step_sq, 0.0)) <= 1e-12 * (1.0 + math.sqrt(max(v_sq, 0.0))):
             break
-    return v
+    out = (a.to(stacked.dtype) @ X).reshape(stacked.shape[1:])
+    if b != 0.0:
+        out = out.add_(v0, alpha=b)
+    return out
 
 
 class Aggregator(ABC):
