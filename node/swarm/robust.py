@@ -63,6 +63,8 @@ def _contributing(stacked: torch.Tensor, weights: torch.Tensor | None) -> tuple[
     n = stacked.shape[0]
     shares = clamp_weights(torch.ones(n) if weights is None else weights.to(torch.float32))
     keep = shares > 0
+    if bool(keep.all()):  # the usual case: no copy of the part
+        return stacked, shares
     return stacked[keep], shares[keep] / shares[keep].sum()
 
 
@@ -81,7 +83,7 @@ def coordinate_median(stacked: torch.Tensor) -> torch.Tensor:
         return _without_extremes(stacked)
     if n <= 2:
         return stacked.mean(dim=0)
-    ordered = stacked.sort(dim=0).values
+    ordered = _sorted_rows(stacked)
     if n % 2 == 1:
         return ordered[n // 2].clone()
     return (ordered[n // 2 - 1] + ordered[n // 2]) / 2
@@ -96,13 +98,32 @@ def trimmed_mean(stacked: torch.Tensor, trim: int) -> torch.Tensor:
         return stacked.mean(dim=0)
     if trim == 1:
         return _without_extremes(stacked)
-    return stacked.sort(dim=0).values[trim:n - trim].mean(dim=0)
+    return _sorted_rows(stacked)[trim:n - trim].mean(dim=0)
+
+
+SORT_NETWORK_MAX = 10  # up to this many senders, sort by elementwise min/max (torch's sort along senders is slower)
+
+
+def _sorted_rows(stacked: torch.Tensor) -> torch.Tensor:
+    """``stacked.sort(dim=0).values``: for a few senders by odd-even transposition (n(n-1) elementwise passes)."""
+    n = stacked.shape[0]
+    if n > SORT_NETWORK_MAX:
+        return stacked.sort(dim=0).values
+    rows = list(stacked.unbind(0))
+    for round_ in range(n):
+        for i in range(round_ % 2, n - 1, 2):
+            rows[i], rows[i + 1] = torch.minimum(rows[i], rows[i + 1]), torch.maximum(rows[i], rows[i + 1])
+    return torch.stack(rows)
 
 
 def _without_extremes(stacked: torch.Tensor) -> torch.Tensor:
     """Per coordinate, the mean of the values other than one smallest and one largest (three passes, no sort)."""
-    n = stacked.shape[0]
-    return (stacked.sum(dim=0) - stacked.amax(dim=0) - stacked.amin(dim=0)) / (n - 2)
+    rows = stacked.unbind(0)
+    total, low, high = rows[0].clone(), rows[0], rows[0]
+    for row in rows[1:]:  # elementwise over whole rows: reductions along the sender axis are strided and slower
+        total.add_(row)
+        low, high = torch.minimum(low, row), torch.maximum(high, row)
+    return total.sub_(low).sub_(high).div_(len(rows) - 2)
 
 
 def _row_norms(diff: torch.Tensor) -> torch.Tensor:
@@ -144,7 +165,7 @@ def centered_clip(
     start = v0.reshape(-1)
     gram = (X @ X.T).to(torch.float64)
     along = (X @ start).to(torch.float64)
-    start_sq = float(start.to(torch.float64).square().sum())
+    start_sq = float(start @ start)
     a, b = torch.zeros(n, dtype=torch.float64), 1.0
 
     def distances_to(a: torch.Tensor, b: float) -> torch.Tensor:
