@@ -19,16 +19,10 @@ import torch
 
 from node.swarm.config import SwarmConfig
 from node.swarm.robust import Aggregator, CenteredClipAggregator, MeanAggregator, MedianAggregator, \
-    TrimmedMeanAggregator, make_aggregator
-from node.testnet.robust_suite import SuiteConfig, attacks, clean, run
+    TrimmedMeanAggregator
+from node.testnet.robust_suite import SuiteConfig, attacks, clean, default_aggregator, run
 
 QUICK_ATTACKS = ("ipm-10", "inside-radius", "min-sum", "alie-1.5")
-
-
-def default_aggregator() -> Aggregator:
-    cfg = SwarmConfig(run_id="robust-suite")
-    return make_aggregator(cfg.aggregator, tau=cfg.clip_tau, iterations=cfg.clip_iterations,
-                           trim_fraction=cfg.trim_fraction)
 
 
 def aggregators() -> dict[str, Aggregator]:

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-from node.swarm.robust import Aggregator, MeanAggregator
+from node.swarm.config import SwarmConfig
+from node.swarm.robust import Aggregator, MeanAggregator, make_aggregator
 
 # attack(honest rows [h, d], hostile count f, aggregator) -> hostile rows [f, d]
 SuiteAttack = Callable[[torch.Tensor, int, Aggregator], torch.Tensor]
@@ -203,6 +204,13 @@ def attacks() -> dict[str, SuiteAttack]:
         "ipm-0.1": ipm(0.1), "ipm-10": ipm(10.0),
         "min-max": min_max, "min-sum": min_sum, "mimic": mimic, "inside-radius": inside_radius,
     }
+
+
+def default_aggregator() -> Aggregator:
+    """The aggregator a node builds from the default swarm configuration."""
+    cfg = SwarmConfig(run_id="robust-suite")
+    return make_aggregator(cfg.aggregator, tau=cfg.clip_tau, iterations=cfg.clip_iterations,
+                           trim_fraction=cfg.trim_fraction)
 
 
 def clean(cfg: SuiteConfig) -> float:
