@@ -33,6 +33,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from protocol.errors import ConfigError
@@ -119,10 +120,11 @@ def _sorted_rows(stacked: torch.Tensor) -> torch.Tensor:
 def _without_extremes(stacked: torch.Tensor) -> torch.Tensor:
     """Per coordinate, the mean of the values other than one smallest and one largest (three passes, no sort)."""
     rows = stacked.unbind(0)
-    total, low, high = rows[0].clone(), rows[0], rows[0]
-    for row in rows[1:]:  # elementwise over whole rows: reductions along the sender axis are strided and slower
+    total, low, high = rows[0] + rows[1], torch.minimum(rows[0], rows[1]), torch.maximum(rows[0], rows[1])
+    for row in rows[2:]:  # elementwise over whole rows, in place: reductions along the sender axis are slower
         total.add_(row)
-        low, high = torch.minimum(low, row), torch.maximum(high, row)
+        torch.minimum(low, row, out=low)
+        torch.maximum(high, row, out=high)
     return total.sub_(low).sub_(high).div_(len(rows) - 2)
 
 
@@ -155,50 +157,49 @@ def centered_clip(
     if stacked.shape[0] == 1:
         return stacked[0].clone()
     n = stacked.shape[0]
-    w = torch.full((n,), 1.0 / n) if weights is None else weights / weights.sum()
-    w = w.to(torch.float64)
+    w = np.full(n, 1.0 / n) if weights is None else (weights / weights.sum()).to(torch.float64).numpy()
     v0 = coordinate_median(stacked) if center is None else center.to(stacked.dtype).clone()
     # Every iterate is v = a @ X + b * v0, so the distances ||x_i - v|| follow from the senders' Gram matrix and
-    # their products with v0 in float64 (n x n numbers): two passes over the part and one to build the result,
-    # where iterating on the vectors themselves costs three passes per iteration.
+    # their products with v0 (n x n numbers, in float64 numpy: torch's per-call overhead on tensors this small
+    # cost more than the passes over the part): two passes over the part and one to build the result, where
+    # iterating on the vectors themselves costs three passes per iteration.
     X = stacked.reshape(n, -1)
     start = v0.reshape(-1)
-    gram = (X @ X.T).to(torch.float64)
-    along = (X @ start).to(torch.float64)
+    gram = (X @ X.T).to(torch.float64).numpy()
+    along = (X @ start).to(torch.float64).numpy()
     start_sq = float(start @ start)
-    a, b = torch.zeros(n, dtype=torch.float64), 1.0
+    diag = gram.diagonal()
+    a, b = np.zeros(n), 1.0
 
-    def distances_to(a: torch.Tensor, b: float) -> torch.Tensor:
+    def norm_sq(a: np.ndarray, b: float) -> float:  # ||a @ X + b * v0||^2
+        return float(a @ gram @ a) + 2 * b * float(a @ along) + b * b * start_sq
+
+    def distances_to(a: np.ndarray, b: float) -> np.ndarray:
         cross = gram @ a + b * along  # x_i . v
-        v_sq = float(a @ gram @ a) + 2 * b * float(a @ along) + b * b * start_sq
-        return (gram.diagonal() - 2 * cross + v_sq).clamp_min(0).sqrt()
+        return np.sqrt(np.maximum(diag - 2 * cross + norm_sq(a, b), 0.0))
 
     distances = distances_to(a, b)
-    spread = float(distances.median())
+    spread = float(np.sort(distances)[(n - 1) // 2])  # the lower middle for an even count, as torch's median
     if reject_beyond is not None and spread > 0:
-        kept = torch.where(distances <= reject_beyond * spread, w, torch.zeros_like(w))
+        kept = np.where(distances <= reject_beyond * spread, w, 0.0)
         left_out = kept < w
         if bool(left_out.any()) and float(kept.sum()) > 0:
             w = kept / kept.sum()
             if on_reject is not None:
-                on_reject(left_out, (distances / spread).to(torch.float32))
+                on_reject(torch.from_numpy(left_out), torch.from_numpy(distances / spread).to(torch.float32))
     radius = spread * radius_scale if tau is None else float(tau)
     for _ in range(iterations):
         norms = distances_to(a, b)
         # min(1, tau / ||d||), written so that a zero distance (or radius) never divides by zero
-        scale = torch.where(norms > radius, radius / norms.clamp_min(1e-30), torch.ones_like(norms))
+        scale = np.where(norms > radius, radius / np.maximum(norms, 1e-30), 1.0)
         c = w * scale  # step = sum_i c_i (x_i - v)
         total = float(c.sum())
         step_a, step_b = c - total * a, -total * b
         a, b = a + step_a, b + step_b
-        step_sq = float(step_a @ gram @ step_a) + 2 * step_b * float(step_a @ along) + step_b * step_b * start_sq
-        v_sq = float(a @ gram @ a) + 2 * b * float(a @ along) + b * b * start_sq
-        if math.sqrt(max(step_sq, 0.0)) <= 1e-12 * (1.0 + math.sqrt(max(v_sq, 0.0))):
+        if math.sqrt(max(norm_sq(step_a, step_b), 0.0)) <= 1e-12 * (1.0 + math.sqrt(max(norm_sq(a, b), 0.0))):
             break
-    out = (a.to(stacked.dtype) @ X).reshape(stacked.shape[1:])
-    if b != 0.0:
-        out = out.add_(v0, alpha=b)
-    return out
+    # b * v0 + a @ X in one pass
+    return torch.addmv(start, X.T, torch.from_numpy(a).to(stacked.dtype), beta=b).reshape(stacked.shape[1:])
 
 
 class Aggregator(ABC):
