@@ -167,7 +167,7 @@ KEYS: tuple[Key, ...] = (
     Key("swarm", "aggregator", str, "How gradients are combined; centered-clip is robust to a minority of attackers.",
         "swarm.aggregator", choices=AGGREGATORS),
     Key("swarm", "worker_momentum", float,
-        "Send momentum b*m+(1-b)*g instead of the gradient (0: off); helps robust aggregators.",
+        "Send momentum b*m+(1-b)*g instead of the gradient (0: off); robust rules need it against subtle attacks.",
         "swarm.worker_momentum", minimum=0, below=1),
     Key("swarm", "min_group_size", int,
         "Smallest gradient-averaging group (3+ so robust rules have an honest majority to find).",
