@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from node.data.ingest import parse_json_record
 from node.data.decontam import DecontamConfig, EvalIndex
 from node.data.dedup import DedupConfig, exact_duplicates, near_duplicates, word_count
 from node.data.probe import LossFn, ProbeConfig, deterministic_sample, probe
@@ -118,9 +119,10 @@ class Format(Vetter):
 
 def _is_json_object(text: str) -> bool:
     try:
-        return isinstance(json.loads(text), dict)
-    except json.JSONDecodeError:
+        parse_json_record(text)
+    except ValueError:  # malformed, not an object, or nested deep enough to crash a parser
         return False
+    return True
 
 
 def _eligible(shard: ShardView, excluded: Mapping[int, str], min_words: int) -> list[int]:
@@ -180,7 +182,10 @@ class Quality(Vetter):
 def _text_of(text: str, kind: str) -> str:
     if kind != "json":
         return text
-    value = json.loads(text).get("text")
+    try:
+        value = parse_json_record(text).get("text")
+    except ValueError:
+        return ""
     return value if isinstance(value, str) else ""
 
 
