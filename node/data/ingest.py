@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,8 +219,29 @@ def json_depth(value: object) -> int:
     return deepest
 
 
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+
+
+def _bracket_depth(body: bytes | str) -> int:
+    """Deepest nesting of ``[``/``{`` outside JSON strings, found without parsing."""
+    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
+    if raw.count(b"[") + raw.count(b"{") == 0:
+        return 0
+    bare = np.frombuffer(_JSON_STRING.sub(b'""', raw), dtype=np.uint8)
+    step = np.isin(bare, _OPEN).astype(np.int32) - np.isin(bare, _CLOSE).astype(np.int32)
+    return int(np.cumsum(step).max(initial=0))
+
+
+_OPEN = np.frombuffer(b"[{", dtype=np.uint8)
+_CLOSE = np.frombuffer(b"]}", dtype=np.uint8)
+
+
 def parse_json_record(body: bytes | str, max_depth: int = DEFAULT_LIMITS.max_json_depth) -> dict:
     """One JSONL record as a dict, or ``ValueError`` saying why not (never ``RecursionError``)."""
+    # The depth is measured before parsing: the C JSON scanner can overflow the C stack (a crash,
+    # not an exception) on deep input before Python's recursion limit is reached.
+    if (depth := _bracket_depth(body)) > max_depth:
+        raise ValueError(f"JSON nests {depth} levels, more than the {max_depth} allowed")
     try:
         value = json.loads(body)
     except UnicodeDecodeError as e:
