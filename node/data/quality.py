@@ -22,6 +22,8 @@ OTHER_STOP_WORDS = frozenset({
     "el", "los", "las", "y", "es", "en", "por", "con", "una", "del", "se", "il", "di", "che", "non", "per",
     "o", "os", "e", "um", "uma", "não", "het", "een", "van", "niet", "op", "ik",
     "и", "в", "не", "на", "что", "с", "как", "по", "это", "он", "она", "к", "из", "но", "а", "то", "я", "за",
+    "у", "о", "от", "для", "до", "же", "бы", "так", "его", "её", "их", "мы", "вы", "они", "был", "была", "было",
+    "который", "которая", "которой", "которые", "ещё", "уже", "когда", "чем", "мне", "меня", "всех", "все",
 })
 ALL_STOP_WORDS = STOP_WORDS | OTHER_STOP_WORDS
 _WORD = re.compile(r"\S+")
@@ -45,6 +47,9 @@ class QualityConfig:
     min_alpha_word_frac: float = 0.5  # Gopher 0.8; documentation code blocks have many pure-symbol tokens
     stop_word_min_words: int = 20  # the stop-word rule applies only to records at least this long
     min_stop_words: int = 2  # Gopher: real English text contains at least two common function words
+    # Function words are a sixth or more of prose in the languages of ALL_STOP_WORDS; word salad drawn
+    # uniformly from a vocabulary and keyword lists mostly fall at 0-7%.
+    min_stop_word_frac: float = 0.08
     max_dup_line_frac: float = 0.3  # Gopher: fraction of a record's lines that repeat an earlier line
     dup_ngram: int = 5  # word n-gram size for the repeated n-gram rule
     max_dup_ngram_char_frac: float = 0.3  # characters covered by repeated n-grams (Gopher uses 0.15 for 5-grams)
@@ -140,6 +145,8 @@ def broken_rules(q: RecordQuality, cfg: QualityConfig) -> list[str]:
         out.append("alpha_word_frac")
     if prose and q.n_words >= cfg.stop_word_min_words and q.distinct_stop_words < cfg.min_stop_words:
         out.append("stop_words")
+    elif prose and q.n_words >= cfg.stop_word_min_words and q.stop_words < cfg.min_stop_word_frac * q.n_words:
+        out.append("function_words")
     if q.bullet_line_frac > cfg.max_bullet_line_frac:
         out.append("bullet_lines")
     if q.ellipsis_line_frac > cfg.max_ellipsis_line_frac:

@@ -258,3 +258,26 @@ def test_clean_non_english_shard_passes_vetting(store, records):
     assert all(c.status is Status.PASS for c in report.checks if c.name != "poisoning_probe"), report.checks
     assert report.verdict is not Status.FAIL
     assert len(report.excluded) <= len(records) // 10
+
+
+def _word_salad(seed: int) -> str:
+    import random
+
+    vocab = sorted({w.strip(".,;:()").lower() for p in _prose(60) for w in p.decode().split() if w.isalpha()})
+    rng = random.Random(seed)
+    return " ".join(rng.choice(vocab) for _ in range(60)) + "."
+
+
+SEO = ("cheap watches, best watches online, buy watches, discount watches, luxury watches for men, watches sale, "
+       "replica watches, swiss watches cheap, watch deals, best price watches, watches near me, watches online shop")
+
+
+def test_word_salad_and_keyword_lists_are_excluded(store):
+    from node.data.quality import QualityConfig, broken_rules, measure
+
+    for text in [_word_salad(s) for s in range(5)] + [SEO]:
+        rules = broken_rules(measure(text), QualityConfig())
+        assert {"function_words", "stop_words"} & set(rules), (text, rules)
+    report = _vet(store, _prose(40) + [_word_salad(s).encode() for s in range(8)] + [SEO.encode()])
+    assert report.passed
+    assert all("low quality" in report.excluded.get(i, "") for i in range(40, 49))
