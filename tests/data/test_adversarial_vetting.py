@@ -281,3 +281,12 @@ def test_word_salad_and_keyword_lists_are_excluded(store):
     report = _vet(store, _prose(40) + [_word_salad(s).encode() for s in range(8)] + [SEO.encode()])
     assert report.passed
     assert all("low quality" in report.excluded.get(i, "") for i in range(40, 49))
+
+
+def test_a_lightly_respelled_copy_is_a_near_duplicate(store):
+    original = _prose(1, 5)[0].decode()
+    # One look-alike letter per sentence stays under the canonical-form limit but still changes the bytes.
+    respelled = original.replace(". T", ". Т").replace("the ", "thе ", 2)
+    assert respelled != original and changed_fraction(respelled) <= 0.05
+    report = _vet(store, _prose(20) + [respelled.encode()])
+    assert "repeats record 5" in report.excluded[20], report.excluded
