@@ -26,7 +26,9 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except HivenetError as e:
-        typer.echo(f"error: {e}", err=True)
+        # One line whatever the message holds: a hostile file name must not forge output lines.
+        text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in str(e))
+        typer.echo(f"error: {text}", err=True)
         raise typer.Exit(2) from None
 
 

@@ -91,14 +91,21 @@ def list_(store: StoreOpt = DEFAULT_STORE, as_json: JsonOpt = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from node.data.ingest import show
+
     with user_errors():
-        manifests = _store(store).manifests()
+        entries = _store(store).scan()
+    # A shard whose manifest cannot be read is listed as broken with the reason, so one bad
+    # directory never hides the rest of the store.
     if as_json:
-        typer.echo(json.dumps([_summary(m) for m in manifests]))
+        typer.echo(json.dumps([_summary(m) if m is not None else {"shard_id": sid, "broken": why} for sid, m, why in entries]))
         return
     table = Table("shard", "records", "bytes", "chunks", "schema", "license")
-    for m in manifests:
-        table.add_row(m.shard_id[:16], str(m.record_count), str(m.total_bytes), str(m.n_chunks), m.record_schema.kind, m.license)
+    for sid, m, why in entries:
+        if m is None:
+            table.add_row(sid[:16], "-", "-", "-", "broken", show(why or ""))
+        else:
+            table.add_row(m.shard_id[:16], str(m.record_count), str(m.total_bytes), str(m.n_chunks), m.record_schema.kind, m.license)
     Console().print(table)
 
 

@@ -13,6 +13,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from node.data.canonical import canonical
+
 _WORD = re.compile(r"\w+")
 
 
@@ -23,7 +25,7 @@ class DecontamConfig:
 
 
 def _words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
+    return _WORD.findall(canonical(text).lower())
 
 
 def _key(words: Iterable[str]) -> bytes:

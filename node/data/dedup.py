@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from datasketch import MinHash, MinHashLSH
 
+from node.data.canonical import canonical
+
 _WORD = re.compile(r"\w+")
 SCHEME = "affine32"  # datasketch 2.x hashing scheme; stored signatures are only comparable within one scheme
 
@@ -37,7 +39,9 @@ def record_hash(record: bytes) -> bytes:
 
 
 def shingles(text: str, n: int) -> set[bytes]:
-    words = _WORD.findall(text.lower())
+    # Canonical text: a copy respelled with fullwidth letters, look-alikes or format characters
+    # shingles exactly like its original.
+    words = _WORD.findall(canonical(text).lower())
     if len(words) < n:
         return {" ".join(words).encode()} if words else set()
     return {" ".join(words[i : i + n]).encode() for i in range(len(words) - n + 1)}

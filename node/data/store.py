@@ -39,7 +39,7 @@ from protocol.shards import (
 )
 from protocol.types import ShardId
 
-from node.data.ingest import Progress, collect_inputs, iter_file_records
+from node.data.ingest import DEFAULT_LIMITS, IngestLimits, Progress, collect_inputs, iter_file_records
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,7 @@ class StoreConfig:
     root: Path  # where shards live; one directory per node
     chunk_size: int = 1 << 18  # 256 KiB: small enough that a 1 MB shard spreads over holders, large enough for fast hashing
     max_record_bytes: int = 1 << 20  # 1 MiB per record at pack time: a bigger "record" is almost always a missing split
+    limits: IngestLimits = DEFAULT_LIMITS  # file count, depths and record count accepted at pack time
 
 
 @dataclass(frozen=True)
@@ -113,10 +114,10 @@ class ShardStore:
         on_total: Callable[[int], None] | None = None,
     ) -> ShardManifest:
         """Pack files (see ``node.data.ingest``) into one shard; returns its manifest."""
-        inputs = collect_inputs(paths)
+        inputs = collect_inputs(paths, self.config.limits)
         if on_total:
             on_total(inputs.total_bytes)
-        schema, records = iter_file_records(inputs, self.config.max_record_bytes, progress)
+        schema, records = iter_file_records(inputs, self.config.max_record_bytes, progress, self.config.limits)
         return self.add_records(records, schema=schema, license=license, owner=owner)
 
     def add_records(
@@ -192,7 +193,20 @@ class ShardStore:
         return parse_manifest(data, expected_id=shard_id)
 
     def manifests(self) -> list[ShardManifest]:
-        return [self.manifest(i) for i in self.ids()]
+        """Manifests of the readable shards; a broken one is left out (see ``scan``), not fatal to the rest."""
+        return [m for _, m, _ in self.scan() if m is not None]
+
+    def scan(self) -> list[tuple[ShardId, ShardManifest | None, str | None]]:
+        """Every stored shard as (id, manifest, None), or (id, None, why its manifest cannot be read)."""
+        out: list[tuple[ShardId, ShardManifest | None, str | None]] = []
+        for sid in self.ids():
+            try:
+                out.append((sid, self.manifest(sid), None))
+            except ShardError as e:
+                out.append((sid, None, str(e)))
+            except OSError as e:
+                out.append((sid, None, f"manifest unreadable: {e.strerror}"))
+        return out
 
     def read_chunk(self, shard_id: str, index: int) -> bytes:
         """Chunk bytes as stored, unverified (a server sends these; receivers verify)."""

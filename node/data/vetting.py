@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from node.data.ingest import parse_json_record
+from node.data.canonical import canonical, changed_fraction, json_strings
 from node.data.decontam import DecontamConfig, EvalIndex
 from node.data.dedup import DedupConfig, exact_duplicates, near_duplicates, word_count
 from node.data.probe import LossFn, ProbeConfig, deterministic_sample, probe
@@ -38,6 +40,9 @@ class VettingConfig:
     min_record_bytes: int = 1  # empty records carry nothing to learn
     max_record_bytes: int = 1 << 20  # matches the packer's default; a crafted shard may exceed it
     max_excluded_frac: float = 0.6  # a shard that loses more records than this to exclusions fails overall
+    # Share of a record's characters that canonicalization may change: ordinary text in any script
+    # changes none (fullwidth CJK punctuation is not counted); disguised text changes far more.
+    max_canonical_change: float = 0.05
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
@@ -118,9 +123,10 @@ class Format(Vetter):
 
 def _is_json_object(text: str) -> bool:
     try:
-        return isinstance(json.loads(text), dict)
-    except json.JSONDecodeError:
+        parse_json_record(text)
+    except ValueError:  # malformed, not an object, or nested deep enough to crash a parser
         return False
+    return True
 
 
 def _eligible(shard: ShardView, excluded: Mapping[int, str], min_words: int) -> list[int]:
@@ -169,7 +175,7 @@ class Quality(Vetter):
 
     def check(self, shard: ShardView, excluded: Mapping[int, str]) -> CheckResult:
         idx = [i for i, t in enumerate(shard.texts) if t is not None and i not in excluded]
-        if shard.manifest.record_schema.kind == "array" or not idx:
+        if not idx:
             return CheckResult(self.name, Status.SKIPPED, {"records": 0}, ("no text records to judge",))
         texts = [_text_of(shard.texts[i], shard.manifest.record_schema.kind) for i in idx]  # type: ignore[arg-type]
         q = assess(texts, self.cfg)
@@ -178,10 +184,48 @@ class Quality(Vetter):
 
 
 def _text_of(text: str, kind: str) -> str:
+    """The canonical text of a record as training reads it: for JSON, every value, not only ``text``."""
     if kind != "json":
-        return text
-    value = json.loads(text).get("text")
-    return value if isinstance(value, str) else ""
+        return canonical(text)
+    try:
+        value = parse_json_record(text)
+    except ValueError:
+        return ""
+    return canonical("\n".join(json_strings(value, keys=False)))
+
+
+def _check_texts(text: str, kind: str) -> list[str]:
+    """Everything of a record that reaches training, for checks that must not miss any piece of it."""
+    if kind != "json":
+        return [text]
+    try:
+        value = parse_json_record(text)
+    except ValueError:
+        return []
+    return ["\n".join(json_strings(value, keys=False)), *json_strings(value, keys=True)]
+
+
+class CanonicalForm(Vetter):
+    """Excludes records that only read as clean after canonicalization (disguised text, format spam)."""
+
+    name = "canonical_form"
+
+    def __init__(self, cfg: VettingConfig) -> None:
+        self.cfg = cfg
+
+    def check(self, shard: ShardView, excluded: Mapping[int, str]) -> CheckResult:
+        found: dict[int, str] = {}
+        limit = self.cfg.max_canonical_change
+        for i, t in enumerate(shard.texts):
+            if t is None or i in excluded:
+                continue
+            frac = changed_fraction(t)
+            if frac > limit:
+                found[i] = (
+                    f"disguised text: {frac:.0%} of its characters are format characters, "
+                    f"compatibility forms or look-alike letters (limit {limit:.0%})"
+                )
+        return CheckResult(self.name, Status.PASS, {"disguised": len(found)}, (), found)
 
 
 class Decontamination(Vetter):
@@ -191,12 +235,22 @@ class Decontamination(Vetter):
         self.index = index
 
     def check(self, shard: ShardView, excluded: Mapping[int, str]) -> CheckResult:
-        if self.index is None:
-            return CheckResult(self.name, Status.SKIPPED, {}, ("no evaluation split given",))
+        # No opt-out: a shard vetted without the run's held-out split could carry that split into
+        # training, so a missing or empty split is a failure, never a skipped (scored as passed) check.
+        if self.index is None or len(self.index) == 0:
+            return CheckResult(
+                self.name, Status.FAIL, {"eval_ngrams": 0},
+                ("no held-out evaluation split given: decontamination cannot run (pass the run's split, e.g. --eval)",),
+            )
         found = {}
+        kind = shard.manifest.record_schema.kind
         for i, t in enumerate(shard.texts):
-            if t is not None and i not in excluded and (why := self.index.overlap(_text_of(t, shard.manifest.record_schema.kind))):
-                found[i] = f"overlaps evaluation: {why}"
+            if t is None or i in excluded:
+                continue
+            for piece in _check_texts(t, kind):
+                if why := self.index.overlap(piece):
+                    found[i] = f"overlaps evaluation: {why}"
+                    break
         return CheckResult(self.name, Status.PASS, {"contaminated": len(found), "eval_ngrams": len(self.index)}, (), found)
 
 
@@ -227,7 +281,11 @@ def decode_view(
     texts: list[str | None] = []
     for rec in records:
         try:
-            texts.append(None if manifest.record_schema.kind == "array" else rec.decode("utf-8"))
+            if manifest.record_schema.kind == "array":
+                # A byte-level trainer reads a row's raw bytes, so those bytes are what is checked.
+                texts.append(rec.decode("utf-8", errors="replace"))
+            else:
+                texts.append(rec.decode("utf-8"))
         except UnicodeDecodeError:
             texts.append(None)
     return ShardView(manifest, verify, records, texts, framing_error)
@@ -285,6 +343,7 @@ def default_vetters(
     return [
         Integrity(),
         Format(cfg),
+        CanonicalForm(cfg),
         ExactDuplicates(cfg.dedup, run),
         NearDuplicates(cfg.dedup, run),
         Quality(cfg.quality),
