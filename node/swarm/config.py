@@ -29,11 +29,11 @@ class SwarmConfig:
     clip_tau: float | None = None  # CenteredClip radius; None adapts it per part (median distance to the start)
     clip_iterations: int = 3  # CenteredClip iterations; each is one pass over the partition
     trim_fraction: float = 0.3  # trimmed mean: share of values cut from each side; >= the share of attackers
-    # Send m = b*m + (1-b)*g instead of g. On by default: momentum averages each honest sender's noise over
-    # ~1/(1-b) rounds, so attacks that hide inside the honest spread (ALIE, Min-Max) have less room; without
-    # it bench/robust_suite.py's MLP loses up to 30 points to them even on evenly split data
-    # (figures: docs/results/robust-suite.md).
-    worker_momentum: float = 0.9
+    # Send m = b*m + (1-b)*g instead of g: momentum averages each honest sender's noise over ~1/(1-b)
+    # rounds, so attacks that hide inside the honest spread (ALIE, Min-Max) have less room
+    # (bench/robust_suite.py; docs/results/robust-suite.md). Off until its effect on the demo's loss under
+    # AdamW is measured; --worker-momentum 0.9 turns it on.
+    worker_momentum: float = 0.0
     # After each round the group compares sketches of its result in the DHT and discards a round it does not
     # agree on. A round is decided as soon as the records in allow (after a member died mid-round, once no
     # majority can form); this bounds the wait for silent members otherwise. 0 disables the check.
