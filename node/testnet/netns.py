@@ -64,10 +64,18 @@ class Host:
         return not self.nat
 
 
-def parse_rate(rate: str) -> str:
-    """``rate`` if tc reads it as a bit rate (``500kbit``, ``20mbit``, ``1gbit``); NetnsError naming it otherwise."""
-    if not _RATE.match(rate) or float(_RATE.match(rate).group(1)) <= 0:  # type: ignore[union-attr]
+def rate_bits(rate: str) -> float:
+    """Bits per second of a tc rate (``500kbit``, ``20mbit``, ``1gbit``); NetnsError naming it otherwise."""
+    match = _RATE.match(rate)
+    bits = float(match.group(1)) * {"kbit": 1e3, "mbit": 1e6, "gbit": 1e9}[match.group(2)] if match else 0.0
+    if bits <= 0:
         raise NetnsError(f"a link rate is a positive number with kbit, mbit or gbit (e.g. 20mbit), not {rate!r}")
+    return bits
+
+
+def parse_rate(rate: str) -> str:
+    """``rate`` if tc reads it as a bit rate; NetnsError naming it otherwise."""
+    rate_bits(rate)
     return rate
 
 
@@ -233,8 +241,7 @@ class NetnsLab:
     @staticmethod
     def _cap(netns: str, dev: str, rate: str) -> None:
         # burst: at least one full-size frame, and ~4 ms at the rate (tbf needs burst >= rate / HZ)
-        bits = float(_RATE.match(rate).group(1)) * {"kbit": 1e3, "mbit": 1e6, "gbit": 1e9}[_RATE.match(rate).group(2)]  # type: ignore[union-attr]
-        burst = max(1600, int(bits / 8 / 250))
+        burst = max(1600, int(rate_bits(rate) / 8 / 250))
         _run(["ip", "netns", "exec", netns, "tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate", rate,
               "burst", str(burst), "latency", "50ms"])
 
