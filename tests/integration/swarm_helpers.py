@@ -54,6 +54,11 @@ def epoch_records(metrics: dict, peer: str) -> list[EpochRecord]:
     return [r for r in metrics[peer] if isinstance(r, EpochRecord)]
 
 
+def round_outcomes(rounds: list[EpochRecord]) -> list[tuple]:
+    """A short view of a peer's rounds for assertion messages: (epoch, averaged, group size, agreement)."""
+    return [(r.epoch, r.averaged, r.group_size, r.agreement) for r in rounds]
+
+
 def max_param_difference(paths) -> float:  # type: ignore[no-untyped-def]
     """Largest absolute difference between any parameter of the checkpoints at ``paths``."""
     models = [load_checkpoint(p)["model"] for p in paths]
